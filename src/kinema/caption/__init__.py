@@ -1,0 +1,1 @@
+"""Structured captions: the schema and the captioning backends."""

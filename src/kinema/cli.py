@@ -1,0 +1,35 @@
+"""The `kinema` command line: one thin layer mapping subcommands to typed functions.
+
+Each area registers its own subcommands (`register(subparsers)` in its `cli.py`); heavy imports
+happen inside the handlers so `kinema --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kinema import __version__
+
+
+class UsageError(Exception):
+    """A bad argument: printed as one sentence, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kinema", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"kinema {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (UsageError, FileNotFoundError, ValueError) as e:
+        print(f"kinema {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"kinema {args.command}: interrupted", file=sys.stderr)
+        return 130

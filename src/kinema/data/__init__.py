@@ -1,0 +1,1 @@
+"""Video curation: probing, shot splitting, measurements, filters, staging and the dataset manifest."""

@@ -1,0 +1,1 @@
+"""Flow matching: interpolation path, timestep sampling, loss and ODE solvers."""

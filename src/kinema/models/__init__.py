@@ -1,0 +1,1 @@
+"""Causal 3D VAE, diffusion transformer, text encoders and checkpoint formats."""

@@ -1,0 +1,1 @@
+"""A generation service that speaks MiniMax video API."""
