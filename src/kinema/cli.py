@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from kinema import __version__
+from kinema.models import cli as models_cli
 
 
 class UsageError(Exception):
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kinema", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"kinema {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    models_cli.register(sub)
     return parser
 
 

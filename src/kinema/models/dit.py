@@ -89,7 +89,7 @@ class RefinerBlock(nn.Module):
         self.self_attn_qkv = nn.Linear(d, 3 * d)
         self.self_attn_proj = nn.Linear(d, d)
         self.norm2 = nn.LayerNorm(d, eps=1e-6)
-        self.mlp = MLP(d, cfg.mlp_hidden, nn.SiLU())
+        self.mlp = MLP(d, 4 * d, nn.SiLU())  # ratio 4 whatever the blocks' mlp_ratio, as in the reference
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 2 * d))
 
     def forward(self, x: Tensor, c: Tensor, key_mask: Tensor | None) -> Tensor:
