@@ -1,0 +1,88 @@
+"""DiT properties: shapes, padding invariance, meta-device build, checkpointing, errors."""
+
+import pytest
+import torch
+
+from kinema.models.dit import DiTConfig, trim_text_padding
+from kinema.models.sizes import DIT_SIZES, build_dit
+
+CFG = DiTConfig(
+    in_channels=4, out_channels=4, heads=2, head_dim=16, depth_double=1, depth_single=2, depth_refiner=1,
+    text_dim=12, pooled_dim=6, rope_dims=(4, 6, 6), guidance_embed=False,
+)
+
+
+def random_model(cfg: DiTConfig = CFG):
+    torch.manual_seed(0)
+    m = build_dit(cfg).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn_like(p) * 0.2)
+    return m
+
+
+def test_padding_never_changes_real_tokens():
+    m = random_model()
+    g = torch.Generator().manual_seed(1)
+    x, t = torch.randn(2, 4, 3, 4, 6, generator=g), torch.tensor([100.0, 900.0])
+    text, pooled = torch.randn(2, 5, 12, generator=g), torch.randn(2, 6, generator=g)
+    with torch.no_grad():
+        base = m(x, t, text, torch.ones(2, 5, dtype=torch.bool), pooled)
+        # Pad with garbage to 11 tokens: trailing (fast path) and scattered (general masked path).
+        padded = torch.cat([text, 100 * torch.randn(2, 6, 12, generator=g)], dim=1)
+        mask = torch.arange(11)[None].expand(2, 11) < 5
+        assert torch.allclose(m(x, t, padded, mask, pooled), base, atol=1e-5)
+        perm = torch.tensor([0, 5, 1, 6, 2, 7, 3, 8, 4, 9, 10])
+        assert not torch.equal(mask[:, perm], mask)  # not trailing any more
+        scattered = m(x, t, padded[:, perm], mask[:, perm], pooled)
+        assert torch.allclose(scattered, base, atol=1e-4)
+
+
+def test_trim_text_padding():
+    text = torch.randn(2, 6, 3)
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0]], dtype=torch.bool)
+    t, m = trim_text_padding(text, mask)
+    assert t.shape == (2, 3, 3) and m.tolist() == [[True] * 3, [True, True, False]]
+    t, m = trim_text_padding(text, torch.ones(2, 6, dtype=torch.bool))
+    assert t.shape == (2, 6, 3) and m is None
+
+
+def test_shapes_guidance_and_errors():
+    cfg = DiTConfig(**{**CFG.to_dict(), "guidance_embed": True, "patch": (1, 2, 2)})
+    m = random_model(cfg)
+    x = torch.randn(1, 4, 1, 4, 8)  # an image: one latent frame, non-square
+    args = (torch.tensor([500.0]), torch.randn(1, 3, 12), torch.ones(1, 3, dtype=torch.bool), torch.randn(1, 6))
+    with torch.no_grad():
+        out = m(x, *args, guidance=torch.tensor([6000.0]))
+        other = m(x, *args, guidance=torch.tensor([1000.0]))
+    assert out.shape == x.shape and not torch.allclose(out, other)  # guidance changes the output
+    with pytest.raises(ValueError, match="needs a `guidance`"):
+        m(x, *args)
+    with pytest.raises(ValueError, match="divisible by the patch size"):
+        m(torch.randn(1, 4, 1, 5, 8), *args, guidance=torch.tensor([6000.0]))
+    with pytest.raises(ValueError, match="must sum to head_dim"):
+        DiTConfig(head_dim=64)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    m = random_model().train()
+    x = torch.randn(2, 4, 3, 4, 4)
+    args = (torch.tensor([10.0, 700.0]), torch.randn(2, 4, 12), torch.ones(2, 4, dtype=torch.bool), torch.randn(2, 6))
+    m(x, *args).square().mean().backward()
+    plain = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    m.gradient_checkpointing = True
+    m(x, *args).square().mean().backward()
+    for n, p in m.named_parameters():
+        assert torch.allclose(p.grad, plain[n], atol=1e-6), n
+
+
+def test_zero_init_starts_at_zero_velocity_and_every_size_builds_on_meta():
+    m = build_dit(CFG)
+    out = m(torch.randn(1, 4, 1, 4, 4), torch.tensor([3.0]), torch.randn(1, 2, 12), torch.ones(1, 2, dtype=torch.bool), torch.randn(1, 6))
+    assert torch.count_nonzero(out) == 0  # adaLN-Zero: the untrained model is the zero field
+    for name in DIT_SIZES:
+        with torch.device("meta"):
+            assert sum(p.numel() for p in build_dit(name).parameters()) > 0
+    with pytest.raises(ValueError, match="unknown DiT size"):
+        build_dit("huge")
