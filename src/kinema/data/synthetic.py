@@ -1,0 +1,185 @@
+"""Synthetic videos with known ground truth, for tests and benchmarks of the curation stages.
+
+Every generator is deterministic for a seed and returns uint8 RGB frames of shape (T, H, W, 3).
+Camera motion is rendered by warping a larger textured canvas (or a real photograph) with a
+per-frame similarity transform, so the true global motion of every frame is known exactly.
+
+Conventions match `kinema.data.camera`: image x points right, y points down; "pan left" means the
+camera turns left, so the scene content moves right in the frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Content displacement direction (x, y) of each translating class, in image coordinates (y down).
+_CONTENT_DIRECTION = {
+    "pan left": (1.0, 0.0),
+    "pan right": (-1.0, 0.0),
+    "tilt up": (0.0, 1.0),
+    "tilt down": (0.0, -1.0),
+}
+
+SYNTHETIC_CAMERA_CLASSES: tuple[str, ...] = (
+    "static shot",
+    "handheld shot",
+    "pan left",
+    "pan right",
+    "tilt up",
+    "tilt down",
+    "pan up",
+    "pan down",
+    "zoom in",
+    "zoom out",
+    "tilt left",
+    "tilt right",
+    "around left",
+    "around right",
+)
+
+
+def textured_canvas(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A colorful, feature-rich texture: smoothed noise at several scales plus random shapes.
+
+    Returns:
+        (height, width, 3) uint8 RGB.
+    """
+    rng = np.random.default_rng(seed)
+    canvas = np.zeros((height, width, 3), np.float32)
+    for scale, weight in ((64, 0.5), (16, 0.3), (4, 0.2)):
+        h, w = max(2, height // scale), max(2, width // scale)
+        noise = rng.random((h, w, 3), dtype=np.float32)
+        canvas += weight * cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+    canvas = np.clip(canvas * 255.0, 0, 255).astype(np.uint8)
+    for _ in range(max(8, height * width // 600)):
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        r = int(rng.integers(2, max(3, min(height, width) // 12)))
+        if rng.random() < 0.5:
+            cv2.circle(canvas, (x, y), r, color, -1)
+        else:
+            cv2.rectangle(canvas, (x - r, y - r), (x + r, y + r), color, -1)
+    return canvas
+
+
+def photo_canvas(name: str = "astronaut") -> np.ndarray:
+    """A real photograph from scikit-image's bundled data (offline), as uint8 RGB (H, W, 3)."""
+    from skimage import data  # test-only dependency
+
+    image = getattr(data, name)()
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class CameraPath:
+    """Per-frame similarity transform of the view relative to the first frame.
+
+    Attributes:
+        shift: (T, 2) content displacement in pixels of the output frame (x right, y down).
+        scale: (T,) content magnification (>1: zoomed in).
+        angle: (T,) content rotation in radians, positive = clockwise on screen.
+    """
+
+    shift: np.ndarray
+    scale: np.ndarray
+    angle: np.ndarray
+
+
+def camera_path(motion: str, frames: int, size: int, speed: float = 0.02, seed: int = 0) -> CameraPath:
+    """The transform sequence that renders camera class `motion`.
+
+    Args:
+        motion: a class of `SYNTHETIC_CAMERA_CLASSES` (the "pan up/down" and "around" classes are
+            rendered with depth layers by `render_camera_motion`; here they get a plain translation).
+        frames: T.
+        size: the output's short side in pixels (speeds are fractions of it per frame).
+        speed: motion per frame as a fraction of `size` (zoom: log-scale per frame, roll: radians x 2).
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames, dtype=np.float64)
+    shift = np.zeros((frames, 2))
+    scale = np.ones(frames)
+    angle = np.zeros(frames)
+    if motion in _CONTENT_DIRECTION:
+        shift = np.outer(t, _CONTENT_DIRECTION[motion]) * speed * size
+    elif motion in ("pan up", "pan down"):
+        shift[:, 1] = t * speed * size * (1.0 if motion == "pan up" else -1.0)
+    elif motion in ("around left", "around right"):
+        shift[:, 0] = t * speed * size * (-1.0 if motion == "around left" else 1.0)
+    elif motion == "zoom in":
+        scale = np.exp(t * speed)
+    elif motion == "zoom out":
+        scale = np.exp(-t * speed)
+    elif motion == "tilt left":  # camera rolls counter-clockwise: content turns clockwise
+        angle = t * speed
+    elif motion == "tilt right":
+        angle = -t * speed
+    elif motion == "handheld shot":
+        shift = rng.normal(0.0, 1.0, (frames, 2)) * 0.02 * size
+        angle = rng.normal(0.0, 0.002, frames)
+    elif motion != "static shot":
+        raise ValueError(f"unknown synthetic camera motion {motion!r}; expected one of {SYNTHETIC_CAMERA_CLASSES}")
+    return CameraPath(shift=shift, scale=scale, angle=angle)
+
+
+def _view(canvas: np.ndarray, height: int, width: int, shift: np.ndarray, scale: float, angle: float) -> np.ndarray:
+    """Sample an (height, width) view centered on the canvas, transformed by (shift, scale, angle)."""
+    ch, cw = canvas.shape[:2]
+    # Output point p = R*s*(q - c_canvas) + c_out + shift, inverted to map output pixels to canvas.
+    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    forward = np.array(
+        [
+            [cos, -sin, width / 2 + shift[0] - (cos * cw / 2 - sin * ch / 2)],
+            [sin, cos, height / 2 + shift[1] - (sin * cw / 2 + cos * ch / 2)],
+        ]
+    )
+    return cv2.warpAffine(canvas, forward, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def render_camera_motion(
+    motion: str,
+    frames: int = 17,
+    height: int = 64,
+    width: int = 64,
+    speed: float = 0.02,
+    seed: int = 0,
+    canvas: np.ndarray | None = None,
+) -> np.ndarray:
+    """Render a clip whose camera moves as `motion` over a textured (or given) canvas.
+
+    "pan up/down" (camera translates: parallax) get a near layer in the lower half that moves
+    twice as fast as the far layer; "around left/right" (orbit) get a central foreground patch that
+    moves against the background, as points in front of the orbit's pivot do.
+
+    Returns:
+        (frames, height, width, 3) uint8 RGB.
+    """
+    rng = np.random.default_rng(seed)
+    if canvas is None:
+        canvas = textured_canvas(3 * height, 3 * width, seed=int(rng.integers(1 << 31)))
+    path = camera_path(motion, frames, min(height, width), speed=speed, seed=seed + 1)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    near = textured_canvas(3 * height, 3 * width, seed=int(rng.integers(1 << 31)))
+    for i in range(frames):
+        out[i] = _view(canvas, height, width, path.shift[i], path.scale[i], path.angle[i])
+        if motion in ("pan up", "pan down"):
+            near_view = _view(near, height, width, 2.0 * path.shift[i], 1.0, 0.0)
+            out[i, height // 2 :] = near_view[height // 2 :]
+        elif motion in ("around left", "around right"):
+            fg = _view(near, height, width, -0.6 * path.shift[i], 1.0, 0.0)
+            y0, y1, x0, x1 = height // 4, 3 * height // 4, width // 3, 2 * width // 3
+            out[i, y0:y1, x0:x1] = fg[y0:y1, x0:x1]
+    return out
+
+
+def add_noise(frames: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """Add Gaussian pixel noise of standard deviation `sigma` (in 0..255 units)."""
+    rng = np.random.default_rng(seed)
+    noisy = frames.astype(np.float32) + rng.normal(0.0, sigma, frames.shape).astype(np.float32)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
