@@ -10,6 +10,8 @@ import argparse
 import sys
 
 from kinema import __version__
+from kinema.caption import cli as caption_cli
+from kinema.clients import cli as clients_cli
 from kinema.models import cli as models_cli
 
 
@@ -22,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kinema {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     models_cli.register(sub)
+    caption_cli.register(sub)
+    clients_cli.register(sub)
     return parser
 
 

@@ -66,6 +66,37 @@ def caption_json_schema() -> dict:
     return Caption.model_json_schema()
 
 
+# The fields a vision-language model writes; camera motion comes from the classifier instead.
+VLM_FIELDS: tuple[str, ...] = (
+    "short_description",
+    "dense_description",
+    "background",
+    "style",
+    "shot_type",
+    "lighting",
+    "atmosphere",
+)
+
+
+def vlm_caption_schema() -> dict:
+    """The flat JSON Schema a VLM is asked to fill: the `VLM_FIELDS` as required strings.
+
+    Unlike `caption_json_schema` it has no `$defs`, `anyOf` or nulls, so it stays within the
+    types MiniMax's `json_schema` response format documents (MINIMAX_API.md §4.1) and what
+    OpenAI-compatible servers accept in strict mode.
+    """
+    fields = Caption.model_fields
+    return {
+        "type": "object",
+        "properties": {
+            name: {"type": "string", "description": fields[name].description or name.replace("_", " ")}
+            for name in VLM_FIELDS
+        },
+        "required": list(VLM_FIELDS),
+        "additionalProperties": False,
+    }
+
+
 def merge_camera_motion(caption: Caption, motion: CameraMotion | None, threshold: float = 0.8) -> Caption:
     """Return `caption` with `motion` set when its confidence reaches `threshold` (DESIGN.md §2)."""
     if motion is None or motion.confidence < threshold:

@@ -1,0 +1,200 @@
+"""The `offline` captioning backend: honest captions from measurements, with no model and no network.
+
+It says only what can be measured: the dominant named colors, brightness and contrast (-> lighting),
+color saturation, how much the picture changes, the frame's aspect and letterboxing (-> shot type),
+and the curation's motion speed when the manifest has it. It does not pretend to know subjects,
+style or background: those fields stay empty, and `caption_to_prompt` leaves empty fields out.
+Camera motion is merged in by the dataset runner from the classifier's columns, as for every backend.
+
+Manifest columns read when present (written by `kinema curate`, see `kinema.data`):
+    motion_speed   mean optical-flow magnitude per frame, as a fraction of the frame diagonal
+    crop_w, crop_h the content box inside black borders, in source pixels
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from kinema.caption.item import MediaItem
+from kinema.caption.schema import Caption
+from kinema.caption.vlm import CaptionResult
+from kinema.clients.minimax import Usage
+
+# Hue ranges in degrees -> color name, for pixels that are saturated and not dark.
+_HUES = ((15, "red"), (40, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"), (300, "purple"),
+         (345, "pink"), (360, "red"))
+
+
+@dataclass(frozen=True)
+class OfflineConfig:
+    """Thresholds that turn numbers into words.
+
+    Attributes:
+        min_color_share: a color is named when at least this fraction of pixels has it.
+        dark: mean brightness (0..1) below which lighting is "dim, low-key".
+        bright: mean brightness above which lighting is "bright, high-key".
+        low_contrast: luma standard deviation below which the picture is "low-contrast".
+        high_contrast: luma standard deviation above which it is "high-contrast".
+        vivid: mean saturation above which colors are "vivid" (below a third of it: "muted").
+        motion_slow: `motion_speed` below which motion is "slow" (below a fifth of it: "almost still").
+        motion_fast: `motion_speed` above which motion is "fast".
+    """
+
+    min_color_share: float = 0.12
+    dark: float = 0.25
+    bright: float = 0.65
+    low_contrast: float = 0.08
+    high_contrast: float = 0.25
+    vivid: float = 0.45
+    motion_slow: float = 0.005
+    motion_fast: float = 0.03
+
+
+@dataclass(frozen=True)
+class FrameStats:
+    """Measurements of a list of frames.
+
+    Attributes:
+        colors: (name, share) of the named colors covering at least the minimum share, largest first.
+        brightness: mean HSV value (brightest channel) in [0, 1]; unlike luma it calls a saturated
+            red or blue bright.
+        contrast: mean per-frame luma standard deviation.
+        saturation: mean HSV saturation in [0, 1].
+        change: mean absolute luma difference between consecutive sampled frames (0 for one frame).
+    """
+
+    colors: list[tuple[str, float]]
+    brightness: float
+    contrast: float
+    saturation: float
+    change: float
+
+
+def frame_stats(frames: list[np.ndarray], min_color_share: float = 0.12) -> FrameStats:
+    """Measure colors, brightness, contrast, saturation and change of (H, W, 3) uint8 RGB frames."""
+    rgb = np.stack(frames).astype(np.float32) / 255.0  # (T, H, W, 3)
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)  # (T, H, W)
+    high, low = rgb.max(-1), rgb.min(-1)
+    saturation = np.where(high > 0, (high - low) / np.maximum(high, 1e-6), 0.0)
+    hue = _hue_degrees(rgb, high, low)
+    names = np.full(luma.shape, "gray", dtype=object)
+    names[(saturation < 0.2) & (high > 0.8)] = "white"
+    chromatic = (saturation >= 0.2) & (high >= 0.2)
+    lower = 0.0
+    for upper, name in _HUES:
+        names[chromatic & (hue >= lower) & (hue < upper)] = name
+        lower = upper
+    # Dark oranges and reds read as brown.
+    names[chromatic & (hue >= 10) & (hue < 45) & (high < 0.55)] = "brown"
+    names[high < 0.2] = "black"
+    values, counts = np.unique(names, return_counts=True)
+    shares = sorted(((str(v), float(c) / names.size) for v, c in zip(values, counts)), key=lambda x: -x[1])
+    change = float(np.abs(np.diff(luma, axis=0)).mean()) if len(frames) > 1 else 0.0
+    return FrameStats(
+        colors=[(n, s) for n, s in shares if s >= min_color_share][:3],
+        brightness=float(high.mean()),
+        contrast=float(luma.reshape(len(frames), -1).std(-1).mean()),
+        saturation=float(saturation.mean()),
+        change=change,
+    )
+
+
+def _hue_degrees(rgb: np.ndarray, high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    delta = np.maximum(high - low, 1e-6)
+    hue = np.where(high == r, ((g - b) / delta) % 6, np.where(high == g, (b - r) / delta + 2, (r - g) / delta + 4))
+    return hue * 60.0
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+class OfflineCaptioner:
+    """A `Captioner` that describes only what it measures (see the module docstring)."""
+
+    def __init__(self, config: OfflineConfig | None = None):
+        self.config = config or OfflineConfig()
+
+    def caption(self, item: MediaItem) -> CaptionResult:
+        c = self.config
+        stats = frame_stats(item.frames, c.min_color_share)
+        colors = [name for name, _ in stats.colors] or ["mixed"]
+        lighting = self._lighting(stats)
+        palette = "vivid" if stats.saturation >= c.vivid else "muted" if stats.saturation < c.vivid / 3 else "natural"
+        motion = self._motion(item)
+        thing = "A still image" if item.is_image else "A video clip"
+        short = f"{thing} dominated by {_join(colors)} tones" + (f", with {motion}" if motion else "") + "."
+        detail = [
+            f"{thing} of {item.width}x{item.height} pixels"
+            + ("" if item.is_image else f", {item.duration:.1f} seconds long ({len(item.frames)} frames sampled)"),
+            "dominant colors " + ", ".join(f"{n} ({s:.0%})" for n, s in stats.colors) if stats.colors
+            else "no single dominant color",
+            f"{palette} colors, {lighting}",
+        ]
+        if motion:
+            detail.append(motion)
+        if not item.is_image and len(item.frames) > 1:
+            detail.append("the picture changes little over time" if stats.change < 0.02 else "the picture changes visibly over time")
+        caption = Caption(
+            short_description=short,
+            dense_description="; ".join(detail) + ".",
+            background="",
+            style="",
+            shot_type=self._framing(item),
+            lighting=lighting,
+            atmosphere=self._atmosphere(lighting, motion, palette),
+        )
+        return CaptionResult(caption=caption, usage=Usage(), replies=0)
+
+    def _lighting(self, stats: FrameStats) -> str:
+        c = self.config
+        level = "dim, low-key" if stats.brightness < c.dark else "bright, high-key" if stats.brightness > c.bright else "even"
+        contrast = (
+            "low-contrast" if stats.contrast < c.low_contrast
+            else "high-contrast" if stats.contrast > c.high_contrast else "moderate-contrast"
+        )
+        return f"{level} {contrast} lighting"
+
+    def _motion(self, item: MediaItem) -> str:
+        speed = _number(item.row.get("motion_speed"))
+        if item.is_image or speed is None:
+            return ""
+        c = self.config
+        if speed < c.motion_slow / 5:
+            return "almost no motion"
+        if speed < c.motion_slow:
+            return "slow motion"
+        return "fast motion" if speed > c.motion_fast else "moderate motion"
+
+    @staticmethod
+    def _framing(item: MediaItem) -> str:
+        width, height = item.width, item.height
+        crop_w, crop_h = _number(item.row.get("crop_w")), _number(item.row.get("crop_h"))
+        boxed = crop_w is not None and crop_h is not None and 0 < crop_w * crop_h < 0.95 * width * height
+        if boxed:
+            width, height = int(crop_w), int(crop_h)  # type: ignore[arg-type]
+        aspect = width / max(height, 1)
+        shape = (
+            "ultra-wide frame" if aspect > 2.1 else "widescreen frame" if aspect > 1.5
+            else "portrait frame" if aspect < 0.9 else "square frame" if aspect < 1.1 else "standard frame"
+        )
+        return f"{shape} ({aspect:.2f}:1)" + (", letterboxed" if boxed else "")
+
+    @staticmethod
+    def _atmosphere(lighting: str, motion: str, palette: str) -> str:
+        mood = "energetic" if motion == "fast motion" else "calm" if motion in ("almost no motion", "slow motion") else ""
+        tone = "dark" if "low-key" in lighting else "airy" if "high-key" in lighting else ""
+        return ", ".join(w for w in (mood, tone, palette if palette != "natural" else "") if w)
+
+
+def _number(value: object) -> float | None:
+    """A finite float from a manifest cell, or None (missing column, NaN, or not a number)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
