@@ -1,0 +1,113 @@
+"""Structured captions for toy-world scenes, and the reverse: reading a scene spec back from a prompt.
+
+The caption is the same `kinema.caption.schema.Caption` real data gets, filled from the ground truth, so
+`caption_to_prompt(scene_caption(scene))` reads like "a red circle moves to the right. background: ...".
+`parse_prompt` recovers the colors, shapes, motions and camera named in such a prompt; the adherence
+eval uses it to turn the renderer into a ground-truth "generator" of any prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kinema.caption.schema import Caption, CameraMotion, camera_phrase
+from kinema.toyworld.scene import CAMERAS, COLORS, SHAPES, ObjectTruth, SceneTruth
+
+MOTION_PHRASES: dict[str, str] = {
+    "right": "moves to the right",
+    "left": "moves to the left",
+    "up": "moves up",
+    "down": "moves down",
+    "still": "stays still",
+}
+_PATH_PHRASES = {
+    "right": "travels from the left of the frame towards the right",
+    "left": "travels from the right of the frame towards the left",
+    "up": "rises from the bottom of the frame towards the top",
+    "down": "sinks from the top of the frame towards the bottom",
+    "still": "stays in place in the frame",
+}
+_SHOT_TYPES = {"small": "long shot", "medium": "medium shot", "large": "close-up"}
+_LIGHTING = {
+    "gray": "cool even lighting",
+    "slate": "cool even lighting",
+    "beige": "warm even lighting",
+    "brown": "soft dim lighting",
+    "olive": "soft dim lighting",
+}
+STYLE = "toy animation"
+
+
+def object_phrase(obj: ObjectTruth, with_motion: bool = True) -> str:
+    """'a red circle moves to the right' (or 'a red circle' for still images)."""
+    text = f"a {obj.color} {obj.shape}"
+    return f"{text} {MOTION_PHRASES[obj.motion]}" if with_motion else text
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def scene_caption(scene: SceneTruth) -> Caption:
+    """The structured caption of a scene, consistent with its ground truth.
+
+    Still images (one frame) name no motion and no camera motion.
+    """
+    video = scene.frames > 1
+    short = _join([object_phrase(o, video) for o in scene.objects])
+    sentences = []
+    for o in scene.objects:
+        action = _PATH_PHRASES[o.motion] if video else "is shown"
+        sentences.append(f"A {o.size} {o.color} {o.shape} {action}.")
+    sentences.append(f"The {'shapes are' if len(scene.objects) > 1 else 'shape is'} flat and evenly colored, in front of {scene.background}.")
+    if video:
+        sentences.append(f"The {camera_phrase(scene.camera).removeprefix('the ')}." if scene.camera not in ("static shot", "handheld shot") else f"The shot uses a {camera_phrase(scene.camera)}.")
+    largest = max(scene.objects, key=lambda o: o.radius)
+    moving = video and (scene.camera != "static shot" or any(o.motion != "still" for o in scene.objects))
+    return Caption(
+        short_description=short,
+        dense_description=" ".join(sentences),
+        background=scene.background,
+        style=STYLE,
+        shot_type=_SHOT_TYPES[largest.size],
+        lighting=_LIGHTING[scene.tint],
+        atmosphere=("lively" if scene.camera == "handheld shot" else "playful") if moving else "calm",
+        camera_motion=CameraMotion(type=scene.camera, confidence=1.0) if video else None,
+    )
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """What a prompt asks for: (color, shape, motion or None) per object, and the camera (or None)."""
+
+    objects: tuple[tuple[str, str, str | None], ...]
+    camera: str | None
+
+
+_OBJECT_RE = re.compile(
+    r"\b(?:a|an)\s+(?:(?:small|medium|large)\s+)?(" + "|".join(COLORS) + r")\s+(" + "|".join(SHAPES) + r")\b"
+    r"(?:\s+(" + "|".join(re.escape(p) for p in MOTION_PHRASES.values()) + r"))?",
+    re.IGNORECASE,
+)
+
+
+def parse_prompt(prompt: str) -> PromptSpec:
+    """Read the objects and camera motion a toy-world prompt names.
+
+    Understands the phrasing `scene_caption` and `caption_to_prompt` produce ("a red circle moves to the
+    right and a blue star moves up. ... the camera pans left.").
+
+    Raises:
+        ValueError: if the prompt names no "<color> <shape>" object.
+    """
+    by_phrase = {p: m for m, p in MOTION_PHRASES.items()}
+    objects = tuple(
+        (m.group(1).lower(), m.group(2).lower(), by_phrase[m.group(3).lower()] if m.group(3) else None)
+        for m in _OBJECT_RE.finditer(prompt)
+    )
+    if not objects:
+        raise ValueError(f"the prompt {prompt!r} names no toy-world object such as 'a red circle'")
+    lowered = prompt.lower()
+    cameras = [c for c in CAMERAS if camera_phrase(c) in lowered]
+    return PromptSpec(objects, cameras[0] if cameras else None)
