@@ -170,6 +170,9 @@ def _make_handler(server: FakeMiniMax) -> type[BaseHTTPRequestHandler]:
             if n < b.gateway_errors:
                 return self._send_raw(502, b"<html><body>502 Bad Gateway</body></html>", "text/html")
             auth = self._auth(headers)
+            if auth is not None and parts.path == "/v1/chat/completions":  # real HTTP errors on this path (§3.2)
+                return self._send(401, {"type": "error", "error": {"type": "authentication_error",
+                                                                    "message": f"invalid api key ({auth[0]})"}})
             if auth is not None:
                 return self._base(*auth)
             if n < b.slow_requests + b.rate_limited_requests and n >= b.slow_requests:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
-from fake_minimax import GOOD_KEY, WRONG_REGION_KEY, Behavior, FakeMiniMax
+from fake_minimax import GOOD_KEY, WRONG_REGION_KEY, FakeMiniMax
 from PIL import Image
 
 from kinema.clients.errors import (

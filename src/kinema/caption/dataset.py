@@ -17,7 +17,6 @@ Manifest columns read besides the contract (`kinema.data.manifest.COLUMNS`) when
 from __future__ import annotations
 
 import math
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
