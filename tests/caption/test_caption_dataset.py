@@ -161,3 +161,27 @@ def test_rate_limiter_spaces_requests():
     assert waits == [0.0, 0.5, 0.5] and sleeps == [0.5, 0.5]
     now[0] += 10.0
     assert limiter.acquire() == 0.0  # idle time is not banked into a burst beyond one slot
+
+
+class InterruptAfter(OfflineCaptioner):
+    """Captions `n` items, then behaves like Ctrl-C."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.left = n
+
+    def caption(self, item):
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return super().caption(item)
+
+
+def test_interrupted_run_keeps_finished_captions_and_resumes(dataset):
+    config = CaptionRunConfig(progress=False, concurrency=1)
+    with pytest.raises(KeyboardInterrupt):
+        caption_dataset(dataset, InterruptAfter(1), config)
+    assert sum(c is not None for c in captions(dataset).values()) == 1
+    resumed = caption_dataset(dataset, OfflineCaptioner(), config)
+    assert (resumed.todo, resumed.captioned) == (2, 2)
+    assert sum(c is not None for c in captions(dataset).values()) == 3

@@ -20,9 +20,8 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +36,18 @@ from kinema.clients.errors import (
     MiniMaxTransportError,
     error_for,
 )
+from kinema.clients.responses import (
+    ChatCompletion,
+    FileInfo,
+    Message,
+    TaskStatus,
+    Usage,
+    VideoResult,
+    base_resp,
+    id_or_none,
+    json_or_none,
+    parse_chat_completion,
+)
 from kinema.clients.video_params import VideoRequest, build_video_body
 
 log = logging.getLogger(__name__)
@@ -45,10 +56,6 @@ INTERNATIONAL_HOST = "https://api.minimax.io"
 MAINLAND_HOST = "https://api.minimaxi.com"
 CHAT_PATH = "/v1/text/chatcompletion_v2"
 DEFAULT_CHAT_MODEL = "MiniMax-Text-01"  # the model that takes both images and a json_schema (§4.1)
-
-# The JSON a chat message may carry: text, or a list of text / image_url parts (§4.1).
-ContentPart = dict[str, str | dict[str, str]]
-Message = dict[str, str | list[ContentPart]]
 
 
 @dataclass(frozen=True)
@@ -132,86 +139,6 @@ class MiniMaxConfig:
         return 1200.0 if model.startswith("MiniMax-Hailuo") else 600.0
 
 
-TaskState = Literal["pending", "success", "fail"]
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    """One answer of `GET /v1/query/video_generation`.
-
-    Attributes:
-        task_id: the task.
-        status: the API's status text as sent (`Preparing`, `Queueing`, `Processing`, `Success`, `Fail`).
-        file_id: the output file id as a digit string, once the task succeeded.
-        video_width: output width in pixels, once succeeded (0 if not given).
-        video_height: output height in pixels, once succeeded (0 if not given).
-        status_code: `base_resp.status_code` of this answer.
-        status_msg: `base_resp.status_msg` of this answer.
-    """
-
-    task_id: str
-    status: str
-    file_id: str | None = None
-    video_width: int = 0
-    video_height: int = 0
-    status_code: int = 0
-    status_msg: str = ""
-
-    @property
-    def state(self) -> TaskState:
-        """`success`, `fail` or `pending`, whatever the case and tense of `status`."""
-        s = self.status.strip().lower()
-        if s in ("success", "succeeded", "succeed"):
-            return "success"
-        if s in ("fail", "failed", "failure"):
-            return "fail"
-        return "pending"
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """The `file` object of `GET /v1/files/retrieve` (file_id normalised to a string)."""
-
-    file_id: str
-    download_url: str
-    bytes: int = 0
-    filename: str = ""
-    backup_download_url: str | None = None
-
-
-@dataclass(frozen=True)
-class VideoResult:
-    """A finished generation: where the video is and what the API said about it."""
-
-    task_id: str
-    file_id: str
-    path: Path
-    video_width: int
-    video_height: int
-    bytes: int
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one chat completion."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class ChatCompletion:
-    """The first choice of a chat completion, with usage and MiniMax's sensitivity flags."""
-
-    content: str
-    finish_reason: str
-    model: str
-    usage: Usage = field(default_factory=Usage)
-    input_sensitive: bool = False
-    output_sensitive: bool = False
-
-
 class _DownloadRefused(Exception):
     """The download URL answered 401/403/404/410: expired or revoked; fetch a fresh one."""
 
@@ -267,11 +194,11 @@ class MiniMaxClient:
             "GET", "/v1/query/video_generation", params={"task_id": task_id},
             timeout=self.config.query_timeout, pass_codes=CONTENT_CODES,
         )
-        code, msg = _base_resp(data)
+        code, msg = base_resp(data)
         status = TaskStatus(
             task_id=str(data.get("task_id") or task_id),
             status=str(data.get("status") or ""),
-            file_id=_id_or_none(data.get("file_id")),
+            file_id=id_or_none(data.get("file_id")),
             video_width=int(data.get("video_width") or 0),
             video_height=int(data.get("video_height") or 0),
             status_code=code,
@@ -457,7 +384,7 @@ class MiniMaxClient:
                     f"MiniMax {path} at {self.config.base_url} failed: {type(e).__name__} {e}{what}"
                 ) from e
             trace_id = resp.headers.get("trace-id", "")
-            data = _json_or_none(resp)
+            data = json_or_none(resp)
             if resp.status_code != 200 or data is None:
                 err = self._http_error(resp, data, path, trace_id)
                 retry_ok = idempotent or resp.status_code in (429, 503)
@@ -474,7 +401,7 @@ class MiniMaxClient:
                     attempt += 1
                     continue
                 raise err
-            code, msg = _base_resp(data)
+            code, msg = base_resp(data)
             if code == 0 or code in pass_codes:
                 return data
             err = error_for(code, msg, http_status=resp.status_code, trace_id=trace_id, endpoint=path)
@@ -490,7 +417,7 @@ class MiniMaxClient:
         """The error for a non-200 answer (None for a 200 whose body is not JSON)."""
         if resp.status_code == 200:
             return None
-        code, msg = _base_resp(data) if data is not None else (0, "")
+        code, msg = base_resp(data) if data is not None else (0, "")
         if not msg and data is not None and isinstance(data.get("error"), dict):
             msg = str(data["error"].get("message", ""))  # OpenAI/Anthropic-style error bodies (§3.2)
         return error_for(code, msg or resp.reason_phrase, http_status=resp.status_code, trace_id=trace_id, endpoint=path)
@@ -526,64 +453,6 @@ class MiniMaxClient:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-
-
-def parse_chat_completion(data: dict, *, endpoint: str) -> ChatCompletion:
-    """Read a MiniMax / OpenAI chat-completion body into a `ChatCompletion`.
-
-    Raises:
-        MiniMaxContentError: the input or output was flagged as sensitive.
-        MiniMaxTransportError: the body has no choices.
-    """
-    input_sensitive = bool(data.get("input_sensitive"))
-    output_sensitive = bool(data.get("output_sensitive"))
-    if input_sensitive or output_sensitive:
-        which = "input" if input_sensitive else "output"
-        raise error_for(1026 if input_sensitive else 1027, f"the {which} was flagged as sensitive",
-                        http_status=200, trace_id="", endpoint=endpoint)
-    choices = data.get("choices") or []
-    if not choices or not isinstance(choices[0], dict):
-        raise MiniMaxTransportError(f"{endpoint} returned no choices")
-    message = choices[0].get("message") or {}
-    usage = data.get("usage") or {}
-    return ChatCompletion(
-        content=str(message.get("content") or ""),
-        finish_reason=str(choices[0].get("finish_reason") or ""),
-        model=str(data.get("model") or ""),
-        usage=Usage(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            total_tokens=int(usage.get("total_tokens") or 0),
-        ),
-        input_sensitive=input_sensitive,
-        output_sensitive=output_sensitive,
-    )
-
-
-def _json_or_none(resp: httpx.Response) -> dict | None:
-    try:
-        data = resp.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _base_resp(data: dict | None) -> tuple[int, str]:
-    base = (data or {}).get("base_resp") or {}
-    if not isinstance(base, dict):
-        return 0, ""
-    try:
-        code = int(base.get("status_code") or 0)
-    except (TypeError, ValueError):
-        code = 1000  # an unreadable code is an unknown error, not success
-    return code, str(base.get("status_msg") or "")
-
-
-def _id_or_none(value: object) -> str | None:
-    """Ids arrive as strings or JSON numbers (§2.3); kinema keeps them as digit strings."""
-    if value is None or value == "":
-        return None
-    return str(value)
 
 
 __all__ = [
