@@ -13,6 +13,7 @@ from kinema import __version__
 from kinema.caption import cli as caption_cli
 from kinema.clients import cli as clients_cli
 from kinema.models import cli as models_cli
+from kinema.data import cli as data_cli
 
 
 class UsageError(Exception):
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cli.register(sub)
     caption_cli.register(sub)
     clients_cli.register(sub)
+    data_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,159 @@
+"""The curation config: one frozen dataclass tree, loaded from YAML (defaults: kinema/configs/curate.yaml).
+
+Every key is checked when the file is read: an unknown or misspelled key is an error naming it,
+not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import UnionType
+from typing import get_args, get_origin, get_type_hints
+
+import yaml
+
+from kinema.data.scorers import ScorerConfig
+from kinema.data.shots import ShotConfig
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How clips are looked at.
+
+    Attributes:
+        fps: analysis samples per second (the camera classifier's thresholds assume about 8).
+        side: longer side of analysis samples in pixels (480 suits the OCR detector).
+        start_window: seconds from a clip's start within which the sharpest frame becomes its start.
+        max_camera_frames: at most this many samples go to the camera classifier.
+    """
+
+    fps: float = 8.0
+    side: int = 480
+    start_window: float = 1.0
+    max_camera_frames: int = 17
+
+    def __post_init__(self) -> None:
+        if self.fps <= 0 or self.side < 64 or self.start_window < 0 or self.max_camera_frames < 2:
+            raise ValueError(f"sampling settings out of range: {self}")
+
+
+@dataclass(frozen=True)
+class StageThresholds:
+    """What a clip needs to enter one training stage. A clip's stage is the highest it passes."""
+
+    name: str
+    min_side: int = 256  # shorter side of the cropped picture, pixels
+    min_duration: float = 2.0  # seconds
+    min_aesthetic: float = 0.0
+    min_sharpness: float = 0.0  # Laplacian variance at 256 px width
+    max_noise: float = 1e9
+    min_brightness: float = 0.0
+    max_brightness: float = 1.0
+    max_text_area: float = 1.0
+    max_watermark: float = 1.0
+    max_border: float = 1.0  # share of the frame covered by black bars
+    min_motion: float = 0.0  # frame diagonals per second
+    max_motion: float = 1e9
+
+
+@dataclass(frozen=True)
+class ImageSetThresholds:
+    """Which start frames enter an image set."""
+
+    name: str
+    min_side: int = 256
+    min_aesthetic: float = 0.0
+    max_text_area: float = 1.0
+    max_watermark: float = 1.0
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    """Aspect-ratio x frame-count buckets (Open-Sora style)."""
+
+    aspect_ratios: tuple[str, ...] = ("9:16", "3:4", "1:1", "4:3", "16:9", "21:9")
+    frame_counts: tuple[int, ...] = (17, 33, 65, 129)
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    """All curation settings."""
+
+    min_video_duration: float = 2.0
+    shots: ShotConfig = field(default_factory=ShotConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    dedup_threshold: float = 0.97
+    clusters: int = 16
+    aesthetic: ScorerConfig = field(default_factory=ScorerConfig)
+    technical: ScorerConfig = field(default_factory=ScorerConfig)
+    ocr: bool = True
+    stages: tuple[StageThresholds, ...] = (StageThresholds(name="256p"),)
+    image_sets: tuple[ImageSetThresholds, ...] = (ImageSetThresholds(name="start_frames"),)
+    buckets: BucketConfig = field(default_factory=BucketConfig)
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise ValueError("the curation config needs at least one stage")
+        if not 0 < self.dedup_threshold <= 1:
+            raise ValueError(f"dedup_threshold must be in (0, 1], got {self.dedup_threshold}")
+        if self.clusters < 1:
+            raise ValueError(f"clusters must be at least 1, got {self.clusters}")
+
+
+def _build(cls: type, data: object, where: str) -> object:
+    """Build dataclass `cls` from parsed YAML, checking keys and nested types."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; expected some of {sorted(names)}")
+    kwargs = {}
+    for key, value in data.items():
+        kwargs[key] = _convert(hints[key], value, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _convert(hint: object, value: object, where: str) -> object:
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is tuple:
+        inner = get_args(hint)[0]
+        if not isinstance(value, list):
+            raise ValueError(f"{where} must be a list")
+        return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is UnionType:
+        return value
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and not isinstance(value, hint):
+        raise ValueError(f"{where} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def default_config_path() -> Path:
+    """The shipped default config (package data)."""
+    return Path(str(resources.files("kinema") / "configs" / "curate.yaml"))
+
+
+def load_config(path: str | os.PathLike | None = None) -> CurateConfig:
+    """Read a curation config from YAML (the shipped defaults when `path` is None).
+
+    Raises:
+        FileNotFoundError: if `path` does not exist.
+        ValueError: for malformed YAML, unknown keys or values out of range.
+    """
+    p = Path(path) if path is not None else default_config_path()
+    if not p.is_file():
+        raise FileNotFoundError(f"no curation config at {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{p} is not valid YAML: {e}") from None
+    return _build(CurateConfig, data, p.name)

@@ -1,0 +1,1 @@
+"""Per-clip measurements that the stage thresholds filter on: quality, motion, text, watermark, borders."""

@@ -1,0 +1,300 @@
+"""The curation pipeline: videos in, a staged, bucketed, deduplicated dataset folder out.
+
+    inputs ─► per video (parallel): probe ─► decode once ─► shots ─► clip measurements ─► part file
+           ─► once all parts exist: dedup + k-means ─► stages + buckets ─► image sets ─► manifest
+
+Each video's rows are written to `OUT/.parts/<hash>.parquet` atomically (temp file, rename) as soon
+as the video is done, so a run killed at any moment (even kill -9) resumes by skipping videos that
+have a part; the final manifest is rebuilt from the parts, sorted, so it equals an uninterrupted
+run's. The per-video stage runs in a local process pool or, with `ray_address`, in a Ray Data actor
+pool (same function, same parts, same manifest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kinema.data.analyze import process_video
+from kinema.data.buckets import bucket_name
+from kinema.data.config import CurateConfig
+from kinema.data.dedup import find_duplicates, kmeans
+from kinema.data.manifest import clip_id, normalize, write_manifest
+from kinema.data.stages import assign_stage, image_set_level
+
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp", ".gif"}
+PARTS_DIR = ".parts"
+
+
+@dataclass(frozen=True)
+class CurateSummary:
+    """What a run did."""
+
+    videos: int
+    skipped: int  # already done by an earlier, interrupted run
+    failed: int  # videos that became an error row
+    clips: int
+    kept: int  # clips in at least stage 0
+    manifest: Path
+
+
+def collect_inputs(inputs: Iterable[str | os.PathLike]) -> list[str]:
+    """Expand files, folders (recursively, by video extension) and .txt lists of paths.
+
+    Raises:
+        FileNotFoundError: if an input does not exist.
+    """
+    found: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+        elif p.is_file() and p.suffix.lower() == ".txt":
+            lines = [ln.strip() for ln in p.read_text().splitlines()]
+            found.extend(ln for ln in lines if ln and not ln.startswith("#"))
+        elif p.is_file():
+            found.append(str(p))
+        else:
+            raise FileNotFoundError(f"input {p} does not exist")
+    return list(dict.fromkeys(found))  # unique, in order
+
+
+def part_path(out: Path, source: str) -> Path:
+    """Where the rows of `source` are kept until the manifest is built."""
+    return out / PARTS_DIR / f"{hashlib.sha1(source.encode()).hexdigest()[:16]}.parquet"
+
+
+def _write_atomic_parquet(df: pd.DataFrame, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_one(source: str, out: str, config: CurateConfig, threads: int = 1) -> tuple[str, int, float, bool]:
+    """Process one video and write its part file. Returns (source, rows, seconds of video, failed)."""
+    rows = process_video(source, config, threads=threads)
+    df = pd.DataFrame(rows)
+    _write_atomic_parquet(df, part_path(Path(out), source))
+    failed = bool((df["error"] != "").any())
+    seconds = float((df["end"] - df["start"]).fillna(0).clip(lower=0).sum())
+    return source, len(rows), seconds, failed
+
+
+def default_workers() -> int:
+    """One worker per core: each decodes with one thread, so cores are not oversubscribed."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _progress(total: int, initial: int):  # noqa: ANN202 (a tqdm bar)
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="video", file=sys.stderr, dynamic_ncols=True,
+                disable=not sys.stderr.isatty() and os.environ.get("KINEMA_PROGRESS") != "1")
+
+
+def _run_local(todo: list[str], out: Path, config: CurateConfig, workers: int, on_done: Callable) -> None:
+    if workers == 1:
+        for source in todo:
+            on_done(run_one(source, str(out), config))
+        return
+    # spawn: decoders and ONNX runtime threads do not survive fork well.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(run_one, s, str(out), config) for s in todo]
+        for future in as_completed(futures):
+            on_done(future.result())
+
+
+class _RayVideoStage:
+    """Ray Data actor: runs `run_one` on batches of sources (one actor per worker slot)."""
+
+    def __init__(self, out: str, config: CurateConfig) -> None:
+        self.out, self.config = out, config
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = [run_one(str(s), self.out, self.config) for s in batch["source"]]
+        return {
+            "source": np.array([r[0] for r in results]),
+            "rows": np.array([r[1] for r in results]),
+            "seconds": np.array([r[2] for r in results]),
+            "failed": np.array([r[3] for r in results]),
+        }
+
+
+def _run_ray(todo: list[str], out: Path, config: CurateConfig, workers: int, address: str, on_done: Callable) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        if address == "local":
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        else:
+            ray.init(address=address, log_to_driver=False)
+    ds = ray.data.from_items([{"source": s} for s in todo])
+    # Fractional CPUs per actor: a pool of whole-CPU actors filling the cluster deadlocks under
+    # Ray Data's backpressure (see shared/FACTS.md).
+    ds = ds.map_batches(
+        _RayVideoStage,
+        fn_constructor_kwargs={"out": str(out), "config": config},
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=max(1, workers)),
+        num_cpus=0.5,
+    )
+    for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):
+        on_done((str(batch["source"][0]), int(batch["rows"][0]), float(batch["seconds"][0]), bool(batch["failed"][0])))
+
+
+def build_manifest(sources: list[str], out: Path, config: CurateConfig, write_images: bool = True) -> pd.DataFrame:
+    """Combine the part files of `sources` into the final manifest (dedup, clusters, stages, buckets).
+
+    Deterministic: the same parts always give the same manifest, whatever order they were made in.
+    """
+    parts = [pd.read_parquet(part_path(out, s)) for s in sources if part_path(out, s).is_file()]
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if df.empty:
+        return df
+    df = df.sort_values(["source", "shot_index", "start"], kind="stable").reset_index(drop=True)
+    for col, default in (("duplicate_of", ""), ("cluster", -1), ("cluster_size", 0), ("stage_reasons", "[]")):
+        df[col] = default
+    measured = df.index[df["reject_reason"] == ""].to_numpy()
+    if len(measured):
+        emb = np.stack(df.loc[measured, "embedding"].map(np.asarray).to_list()).astype(np.float32)  # (N, D)
+        dup = find_duplicates(emb, df.loc[measured, "aesthetic_score"].to_numpy(), config.dedup_threshold)
+        ids = df.loc[measured, "id"].to_numpy()
+        df.loc[measured, "duplicate_of"] = [ids[j] if j >= 0 else "" for j in dup]
+        unique = dup < 0
+        labels, _ = kmeans(emb[unique], config.clusters)
+        sizes = np.bincount(labels, minlength=labels.max() + 1 if len(labels) else 0)
+        df.loc[measured[unique], "cluster"] = labels
+        df.loc[measured[unique], "cluster_size"] = sizes[labels]
+        for i in measured:
+            row = df.loc[i]
+            stage, reasons = assign_stage(row, config.stages)
+            df.at[i, "stage_reasons"] = json.dumps(reasons)
+            if row["duplicate_of"]:
+                df.at[i, "stage"], df.at[i, "reject_reason"] = -1, "duplicate"
+            elif stage < 0:
+                df.at[i, "stage"], df.at[i, "reject_reason"] = -1, reasons[0]
+            else:
+                df.at[i, "stage"] = stage
+            cw = row["width"] * (row["crop_x1"] - row["crop_x0"])
+            ch = row["height"] * (row["crop_y1"] - row["crop_y0"])
+            df.at[i, "bucket"] = bucket_name(cw, ch, int(row["frames"]), config.buckets)
+        df["stage"] = df["stage"].astype("int64")
+    images = _image_rows(df, out, config, write_images)
+    df = pd.concat([df, images], ignore_index=True) if len(images) else df
+    df["path"] = df["path"].astype(str)
+    return normalize(df)
+
+
+def _image_rows(df: pd.DataFrame, out: Path, config: CurateConfig, write_images: bool) -> pd.DataFrame:
+    """Rows of the two image sets: start frames of usable, non-duplicate clips, saved as JPEG."""
+    from PIL import Image
+
+    from kinema.data.io import MediaError, read_frame
+
+    rows = []
+    candidates = df[(df["reject_reason"] == "") & (df["duplicate_of"] == "")] if "duplicate_of" in df else df.iloc[:0]
+    for _, row in candidates.iterrows():
+        level = image_set_level(row, config.image_sets)
+        if level < 0:
+            continue
+        image_id = clip_id(f"{row['source']}#frame", row["start"], row["start"])
+        rel = f"images/{image_id}.jpg"
+        target = out / rel
+        if write_images and not target.exists():
+            try:
+                frame = read_frame(row["source"], float(row["start"]))
+            except MediaError:
+                continue
+            h, w = frame.shape[:2]
+            crop = frame[round(row["crop_y0"] * h) : round(row["crop_y1"] * h), round(row["crop_x0"] * w) : round(row["crop_x1"] * w)]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".jpg.tmp")
+            os.close(fd)
+            Image.fromarray(crop).save(tmp, format="JPEG", quality=92)
+            os.replace(tmp, target)
+        image = row.to_dict()
+        image.update(id=image_id, kind="image", path=rel, end=row["start"], frames=1, stage=level,
+                     bucket=f"{row['bucket'].split('x')[0]}x1" if row["bucket"] else "",
+                     image_set=config.image_sets[level].name)
+        rows.append(image)
+    return pd.DataFrame(rows)
+
+
+def curate(
+    inputs: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    config: CurateConfig,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    write_images: bool = True,
+    progress: bool = True,
+) -> CurateSummary:
+    """Run the whole pipeline and write `OUT/manifest.parquet`.
+
+    Args:
+        inputs: files, folders or .txt lists of paths.
+        out: dataset folder (created; reruns resume from its part files).
+        config: thresholds and settings.
+        workers: parallel videos (default: one per core).
+        ray_address: None for the local process pool, "local" for a Ray instance on this machine,
+            or a cluster address.
+        write_images: extract the image sets' start frames as JPEG files.
+    """
+    out = Path(out)
+    sources = collect_inputs(inputs)
+    if not sources:
+        raise ValueError("no videos found in the inputs (looked for files with extensions " + ", ".join(sorted(VIDEO_EXTENSIONS)) + ")")
+    out.mkdir(parents=True, exist_ok=True)
+    workers = workers or default_workers()
+    todo = [s for s in sources if not part_path(out, s).is_file()]
+    bar = _progress(len(sources), len(sources) - len(todo)) if progress else None
+    stats = {"clips": 0, "seconds": 0.0, "failed": 0}
+    started = time.monotonic()
+
+    def on_done(result: tuple[str, int, float, bool]) -> None:
+        _, rows, seconds, failed = result
+        stats["clips"] += rows
+        stats["seconds"] += seconds
+        stats["failed"] += int(failed)
+        if bar is not None:
+            rate = stats["seconds"] / max(1e-6, time.monotonic() - started)
+            bar.set_postfix(clips=stats["clips"], speed=f"{rate:.1f}x realtime", refresh=False)
+            bar.update(1)
+
+    try:
+        if ray_address is None:
+            _run_local(todo, out, config, workers, on_done)
+        else:
+            _run_ray(todo, out, config, workers, ray_address, on_done)
+    finally:
+        if bar is not None:
+            bar.close()
+    df = build_manifest(sources, out, config, write_images)
+    path = write_manifest(out, df)
+    videos = df[df["kind"] == "video"]
+    return CurateSummary(
+        videos=len(sources),
+        skipped=len(sources) - len(todo),
+        failed=int(videos.loc[videos["error"] != "", "source"].nunique()),
+        clips=int(((videos["error"] == "")).sum()),
+        kept=int((videos["stage"] >= 0).sum()),
+        manifest=path,
+    )
