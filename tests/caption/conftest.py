@@ -27,7 +27,7 @@ def dataset(tmp_path: Path) -> Path:
     Image.fromarray(np.full((48, 64, 3), (40, 180, 60), np.uint8)).save(folder / "media" / "green.png")
     rows = [
         row(folder, "media/red.mp4", start=0.0, end=2.0, camera_motion="pan left", camera_confidence=0.95,
-            motion_speed=0.04),
+            motion_speed=0.4),
         row(folder, "media/red.mp4", start=2.0, end=4.0, camera_motion="zoom in", camera_confidence=0.5,
             motion_speed=0.001),
         row(folder, "media/green.png", kind="image", camera_motion=None, camera_confidence=float("nan")),

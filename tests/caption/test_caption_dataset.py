@@ -37,7 +37,7 @@ def test_offline_captions_kept_rows_and_merges_confident_camera_motion(dataset):
     assert "red" in got[0].short_description and "fast motion" in got[0].short_description
     assert "green" in got[2].short_description and got[2].short_description.startswith("A still image")
     df = read_manifest(dataset)
-    assert df["motion_speed"].iloc[0] == 0.04 and df["error"].iloc[4] == "cannot open the file"  # columns kept
+    assert df["motion_speed"].iloc[0] == 0.4 and df["error"].iloc[4] == "cannot open the file"  # columns kept
 
 
 def test_rerun_skips_captioned_rows_and_retries_failed_ones(dataset):

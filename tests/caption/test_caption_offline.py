@@ -30,7 +30,7 @@ def test_lighting_follows_brightness(rgb, word):
 def test_video_caption_uses_measurements():
     frames = [solid((200, 30, 30)), solid((30, 30, 200))]
     item = MediaItem("x", "video", frames, 2.0, 1920, 1080,
-                     {"motion_speed": 0.08, "crop_w": 1920.0, "crop_h": 800.0})
+                     {"motion_speed": 0.4, "crop_x0": 0.0, "crop_y0": 140 / 1080, "crop_x1": 1.0, "crop_y1": 940 / 1080})
     result = OfflineCaptioner().caption(item)
     caption = result.caption
     assert result.replies == 0 and result.usage.total_tokens == 0

@@ -6,9 +6,9 @@ and the curation's motion speed when the manifest has it. It does not pretend to
 style or background: those fields stay empty, and `caption_to_prompt` leaves empty fields out.
 Camera motion is merged in by the dataset runner from the classifier's columns, as for every backend.
 
-Manifest columns read when present (written by `kinema curate`, see `kinema.data`):
-    motion_speed   mean optical-flow magnitude per frame, as a fraction of the frame diagonal
-    crop_w, crop_h the content box inside black borders, in source pixels
+Manifest columns read when present (written by `kinema curate`, see `kinema.data.analyze`):
+    motion_speed                          optical-flow speed in frame diagonals per second
+    crop_x0, crop_y0, crop_x1, crop_y1    content box inside black bars, as fractions of the frame
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ class OfflineConfig:
         low_contrast: luma standard deviation below which the picture is "low-contrast".
         high_contrast: luma standard deviation above which it is "high-contrast".
         vivid: mean saturation above which colors are "vivid" (below a third of it: "muted").
-        motion_slow: `motion_speed` below which motion is "slow" (below a fifth of it: "almost still").
-        motion_fast: `motion_speed` above which motion is "fast".
+        motion_still: `motion_speed` (frame diagonals per second) below which there is "almost no motion".
+        motion_slow: `motion_speed` below which motion is "slow".
+        motion_fast: `motion_speed` above which motion is "fast" (a quarter of the frame per second).
     """
 
     min_color_share: float = 0.12
@@ -49,8 +50,9 @@ class OfflineConfig:
     low_contrast: float = 0.08
     high_contrast: float = 0.25
     vivid: float = 0.45
-    motion_slow: float = 0.005
-    motion_fast: float = 0.03
+    motion_still: float = 0.01
+    motion_slow: float = 0.05
+    motion_fast: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ class OfflineCaptioner:
         if item.is_image or speed is None:
             return ""
         c = self.config
-        if speed < c.motion_slow / 5:
+        if speed < c.motion_still:
             return "almost no motion"
         if speed < c.motion_slow:
             return "slow motion"
@@ -172,12 +174,14 @@ class OfflineCaptioner:
 
     @staticmethod
     def _framing(item: MediaItem) -> str:
-        width, height = item.width, item.height
-        crop_w, crop_h = _number(item.row.get("crop_w")), _number(item.row.get("crop_h"))
-        boxed = crop_w is not None and crop_h is not None and 0 < crop_w * crop_h < 0.95 * width * height
-        if boxed:
-            width, height = int(crop_w), int(crop_h)  # type: ignore[arg-type]
-        aspect = width / max(height, 1)
+        box = [_number(item.row.get(k)) for k in ("crop_x0", "crop_y0", "crop_x1", "crop_y1")]
+        fx, fy = 1.0, 1.0
+        if all(v is not None for v in box):
+            x0, y0, x1, y1 = box  # type: ignore[misc]
+            if 0 < x1 - x0 <= 1 and 0 < y1 - y0 <= 1:
+                fx, fy = x1 - x0, y1 - y0
+        boxed = fx * fy < 0.95
+        aspect = item.width * fx / max(item.height * fy, 1e-6)
         shape = (
             "ultra-wide frame" if aspect > 2.1 else "widescreen frame" if aspect > 1.5
             else "portrait frame" if aspect < 0.9 else "square frame" if aspect < 1.1 else "standard frame"

@@ -274,7 +274,7 @@ class MiniMaxClient:
                 if not url:
                     continue
                 try:
-                    self._stream_to(self._prefer_https(url), dest, expected_bytes=info.bytes)
+                    self._stream_to(self._download_url(url), dest, expected_bytes=info.bytes)
                     return info
                 except _DownloadRefused as e:
                     failures.append(f"{e} (URL expired or refused)")
@@ -426,12 +426,14 @@ class MiniMaxClient:
         first = self.config.rate_limit_backoff_s if rate_limited else self.config.backoff_s
         return min(first * 2**attempt, self.config.max_backoff_s) * random.uniform(0.75, 1.0)
 
-    def _prefer_https(self, url: str) -> str:
-        """Upgrade an http download URL to https when the API itself is reached over https.
+    def _download_url(self, url: str) -> str:
+        """The URL to fetch: absolute, and upgraded to https when the API itself is reached over https.
 
-        The official CLI does this because some OSS regions block plain HTTP (§2.3); a self-hosted
-        server on plain http keeps its URLs.
+        The official CLI upgrades because some OSS regions block plain HTTP (§2.3); a self-hosted
+        server on plain http keeps its URLs, and a path-only URL is resolved against its host.
         """
+        if url.startswith("/"):
+            return self.config.base_url + url
         if url.startswith("http://") and self.config.base_url.startswith("https://"):
             return "https://" + url[len("http://"):]
         return url
