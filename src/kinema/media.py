@@ -1,0 +1,72 @@
+"""Writing generated videos: H.264 mp4 files and contact-sheet previews, written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+
+def _atomic_target(path: Path) -> tuple[Path, Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    os.close(fd)
+    return path, Path(tmp)
+
+
+def write_mp4(path: str | os.PathLike, video: np.ndarray, fps: float, crf: int = 18) -> Path:
+    """Encode (T, H, W, 3) uint8 RGB as H.264 (yuv420p, playable everywhere) to `path`, atomically.
+
+    Odd sizes are padded by one pixel (edge replicate), since yuv420p needs even dimensions.
+    """
+    if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+        raise ValueError(f"video must be (frames, height, width, 3) uint8, got {video.shape} {video.dtype}")
+    pad_h, pad_w = video.shape[1] % 2, video.shape[2] % 2
+    if pad_h or pad_w:
+        video = np.pad(video, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    target, tmp = _atomic_target(Path(path))
+    try:
+        with av.open(str(tmp), "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height = video.shape[2], video.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(crf), "preset": "medium"}
+            for frame in video:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def contact_sheet(video: np.ndarray, columns: int = 6, scale: int = 2, frames: int | None = None) -> np.ndarray:
+    """Tile evenly spaced frames of (T, H, W, 3) into one (rows·H·scale, columns·W·scale, 3) image."""
+    t = video.shape[0]
+    n = min(t, frames or t)
+    picks = np.linspace(0, t - 1, n).round().astype(int)
+    rows = -(-n // columns)
+    h, w = video.shape[1:3]
+    sheet = np.full((rows * h, min(n, columns) * w, 3), 255, dtype=np.uint8)
+    for k, i in enumerate(picks):
+        r, c = divmod(k, columns)
+        sheet[r * h : (r + 1) * h, c * w : (c + 1) * w] = video[i]
+    return sheet.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else sheet
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Save an (H, W, 3) uint8 image as PNG, atomically."""
+    target, tmp = _atomic_target(Path(path))
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target

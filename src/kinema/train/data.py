@@ -1,0 +1,169 @@
+"""What the trainers read: clips from a dataset manifest, windows of them, and cached latents.
+
+Shape legend: N clips, T frames, H height, W width, C latent channels.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from kinema.data.manifest import media_path, read_manifest
+
+
+def read_video(path: str | os.PathLike, start: float | None = None, end: float | None = None) -> np.ndarray:
+    """Decode a video file (or its [start, end) seconds) into (T, H, W, 3) uint8 RGB."""
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                t = float(frame.time) if frame.time is not None else None
+                if start is not None and t is not None and t < start - 1e-6:
+                    continue
+                if end is not None and t is not None and t >= end - 1e-6:
+                    break
+                frames.append(frame.to_ndarray(format="rgb24"))
+    except (av.FFmpegError, IndexError) as e:
+        raise ValueError(f"cannot decode video {path}: {e}") from None
+    if not frames:
+        raise ValueError(f"video {path} has no frames in the requested range")
+    return np.stack(frames)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One decoded training clip and its caption JSON."""
+
+    id: str
+    video: np.ndarray  # (T, H, W, 3) uint8
+    caption: str
+
+
+def load_clips(dataset: str | os.PathLike, limit: int | None = None, min_stage: int = 0) -> list[Clip]:
+    """Decode the usable video rows of a dataset (no error, stage ≥ min_stage) into memory."""
+    df = read_manifest(dataset)
+    df = df[(df["error"] == "") & (df["kind"] == "video") & (df["stage"] >= min_stage)]
+    if limit is not None:
+        df = df.head(limit)
+    if df.empty:
+        raise ValueError(f"dataset {dataset} has no usable video rows (stage ≥ {min_stage}, no error)")
+    clips = []
+    for row in tqdm(df.itertuples(), total=len(df), desc="decode clips", unit="clip", leave=False):
+        start = None if np.isnan(row.start) else row.start
+        end = None if np.isnan(row.end) else row.end
+        clips.append(Clip(row.id, read_video(media_path(dataset, row.path), start, end), row.caption))
+    return clips
+
+
+def to_model_range(video: np.ndarray) -> Tensor:
+    """(N, T, H, W, 3) or (T, H, W, 3) uint8 -> (N, 3, T, H, W) float in [−1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(video))
+    if x.ndim == 4:
+        x = x[None]
+    return x.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
+
+
+def from_model_range(video: Tensor) -> np.ndarray:
+    """(N, 3, T, H, W) float in [−1, 1] -> (N, T, H, W, 3) uint8 (clamped)."""
+    x = video.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+def sample_windows(
+    clips: list[Clip], batch: int, frames: int, height: int, width: int, max_stride: int, generator: torch.Generator
+) -> np.ndarray:
+    """Random crops in time (with a random frame stride) and space.
+
+    The stride is drawn in [1, max_stride] and capped by what the clip's length allows, so short clips
+    still give windows (stride 1) while long ones yield sped-up motion (HunyuanVideo samples 1–8).
+
+    Returns:
+        (batch, frames, height, width, 3) uint8.
+    """
+    out = np.empty((batch, frames, height, width, 3), dtype=np.uint8)
+    for b in range(batch):
+        clip = clips[int(torch.randint(len(clips), (1,), generator=generator))].video
+        t, h, w = clip.shape[:3]
+        if t < frames or h < height or w < width:
+            raise ValueError(f"clip of {t}×{h}×{w} is smaller than the window {frames}×{height}×{width}")
+        top_stride = max(1, min(max_stride, (t - 1) // max(frames - 1, 1)))
+        stride = int(torch.randint(1, top_stride + 1, (1,), generator=generator))
+        t0 = int(torch.randint(t - (frames - 1) * stride, (1,), generator=generator))
+        y0 = int(torch.randint(h - height + 1, (1,), generator=generator))
+        x0 = int(torch.randint(w - width + 1, (1,), generator=generator))
+        out[b] = clip[t0 : t0 + (frames - 1) * stride + 1 : stride, y0 : y0 + height, x0 : x0 + width]
+    return out
+
+
+@dataclass
+class LatentBucket:
+    """Cached VAE posteriors of same-shaped samples (one aspect-ratio × frame-count bucket)."""
+
+    mean: Tensor  # (N, C, T, H, W) unscaled
+    std: Tensor  # (N, C, T, H, W)
+    captions: list[str]
+
+
+class LatentCache:
+    """Posterior moments of every training sample, grouped by bucket name ("HxWxT"), on disk and in memory.
+
+    Images are 1-frame samples (the causal VAE encodes a lone frame as an image).
+    """
+
+    def __init__(self, buckets: dict[str, LatentBucket]) -> None:
+        self.buckets = buckets
+
+    def save(self, path: Path) -> None:
+        from safetensors.torch import save_file
+        import json
+
+        tensors = {}
+        for name, b in self.buckets.items():
+            tensors[f"{name}/mean"] = b.mean.contiguous()
+            tensors[f"{name}/std"] = b.std.contiguous()
+        captions = {name: b.captions for name, b in self.buckets.items()}
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, tmp, metadata={"captions": json.dumps(captions)})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> LatentCache:
+        import json
+
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as f:
+            captions = json.loads(f.metadata()["captions"])
+            buckets = {
+                name: LatentBucket(f.get_tensor(f"{name}/mean"), f.get_tensor(f"{name}/std"), caps)
+                for name, caps in captions.items()
+            }
+        return cls(buckets)
+
+
+@torch.no_grad()
+def encode_buckets(
+    vae: torch.nn.Module, samples: dict[str, tuple[np.ndarray, list[str]]], batch: int = 16
+) -> LatentCache:
+    """Encode {bucket: ((N, T, H, W, 3) uint8, captions)} with the VAE into a LatentCache."""
+    buckets = {}
+    for name, (videos, captions) in samples.items():
+        means, stds = [], []
+        for i in tqdm(range(0, len(videos), batch), desc=f"encode {name}", unit="batch", leave=False):
+            posterior = vae.encode(to_model_range(videos[i : i + batch]))
+            means.append(posterior.mean)
+            stds.append(torch.exp(0.5 * posterior.logvar))
+        buckets[name] = LatentBucket(torch.cat(means), torch.cat(stds), captions)
+    return LatentCache(buckets)
+
+
+def bucket_name(height: int, width: int, frames: int) -> str:
+    return f"{height}x{width}x{frames}"

@@ -1,0 +1,51 @@
+"""What every training loop shares: threads, the learning-rate schedule, and logging."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+
+def set_threads(threads: int | None) -> None:
+    """Use `threads` intra-op threads (None: torch's default, all cores)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def lr_at(step: int, base: float, warmup: int) -> float:
+    """Linear warm-up to `base` over `warmup` steps, then constant."""
+    return base * min(1.0, (step + 1) / max(warmup, 1))
+
+
+class Logger:
+    """A progress bar plus TensorBoard scalars, on rank 0 only."""
+
+    def __init__(self, run_dir: Path, total: int, start: int, desc: str, rank: int = 0) -> None:
+        self.enabled = rank == 0
+        self.bar = tqdm(total=total, initial=start, desc=desc, unit="step", disable=not self.enabled, dynamic_ncols=True)
+        self.writer = None
+        if self.enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        self.last = time.perf_counter()
+
+    def step(self, step: int, scalars: dict[str, float], every: int = 10) -> None:
+        if not self.enabled:
+            return
+        self.bar.update(1)
+        if step % every == 0:
+            now = time.perf_counter()
+            scalars = {**scalars, "sec_per_step": (now - self.last) / every}
+            self.last = now
+            for k, v in scalars.items():
+                self.writer.add_scalar(f"train/{k}", v, step)
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items() if k in ("loss", "sec_per_step")})
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.close()
+            self.writer.close()
