@@ -26,6 +26,9 @@ from kinema.clients.minimax import Usage
 # Hue ranges in degrees -> color name, for pixels that are saturated and not dark.
 _HUES = ((15, "red"), (40, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"), (300, "purple"),
          (345, "pink"), (360, "red"))
+_COLOR_NAMES = ("black", "white", "gray", "brown", "red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink")
+_HUE_EDGES = np.array([upper for upper, _ in _HUES[:-1]], np.float32)
+_HUE_LABELS = np.array([_COLOR_NAMES.index(name) for _, name in _HUES], np.uint8)
 
 
 @dataclass(frozen=True)
@@ -77,23 +80,23 @@ class FrameStats:
 
 def frame_stats(frames: list[np.ndarray], min_color_share: float = 0.12) -> FrameStats:
     """Measure colors, brightness, contrast, saturation and change of (H, W, 3) uint8 RGB frames."""
-    rgb = np.stack(frames).astype(np.float32) / 255.0  # (T, H, W, 3)
-    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)  # (T, H, W)
+    # Every other pixel is plenty for color statistics and 4x cheaper.
+    rgb = np.stack(frames)[:, ::2, ::2].astype(np.float32) / 255.0  # (T, H/2, W/2, 3)
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)  # (T, H/2, W/2)
     high, low = rgb.max(-1), rgb.min(-1)
-    saturation = np.where(high > 0, (high - low) / np.maximum(high, 1e-6), 0.0)
+    saturation = (high - low) / np.maximum(high, 1e-6)
     hue = _hue_degrees(rgb, high, low)
-    names = np.full(luma.shape, "gray", dtype=object)
-    names[(saturation < 0.2) & (high > 0.8)] = "white"
+    # Integer labels indexing `_COLOR_NAMES`: masking an object array of strings is far slower.
+    labels = np.full(luma.shape, _COLOR_NAMES.index("gray"), np.uint8)
+    labels[(saturation < 0.2) & (high > 0.8)] = _COLOR_NAMES.index("white")
     chromatic = (saturation >= 0.2) & (high >= 0.2)
-    lower = 0.0
-    for upper, name in _HUES:
-        names[chromatic & (hue >= lower) & (hue < upper)] = name
-        lower = upper
+    hue_labels = _HUE_LABELS[np.searchsorted(_HUE_EDGES, hue, side="right")]
+    labels[chromatic] = hue_labels[chromatic]
     # Dark oranges and reds read as brown.
-    names[chromatic & (hue >= 10) & (hue < 45) & (high < 0.55)] = "brown"
-    names[high < 0.2] = "black"
-    values, counts = np.unique(names, return_counts=True)
-    shares = sorted(((str(v), float(c) / names.size) for v, c in zip(values, counts)), key=lambda x: -x[1])
+    labels[chromatic & (hue >= 10) & (hue < 45) & (high < 0.55)] = _COLOR_NAMES.index("brown")
+    labels[high < 0.2] = _COLOR_NAMES.index("black")
+    counts = np.bincount(labels.ravel(), minlength=len(_COLOR_NAMES))
+    shares = sorted(((name, float(c) / labels.size) for name, c in zip(_COLOR_NAMES, counts)), key=lambda x: -x[1])
     change = float(np.abs(np.diff(luma, axis=0)).mean()) if len(frames) > 1 else 0.0
     return FrameStats(
         colors=[(n, s) for n, s in shares if s >= min_color_share][:3],
