@@ -17,6 +17,7 @@ Manifest columns read besides the contract (`kinema.data.manifest.COLUMNS`) when
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +135,7 @@ def rows_to_caption(df: pd.DataFrame, config: CaptionRunConfig) -> list[int]:
     return rows if config.limit is None else rows[: config.limit]
 
 
-def load_item(dataset: Path, row: pd.Series, config: CaptionRunConfig) -> MediaItem:
+def load_item(dataset: Path, row: Mapping[str, object], config: CaptionRunConfig) -> MediaItem:
     """Sample a row's frames and wrap them with its metadata."""
     path = media_path(dataset, str(row["path"]))
     start, end = float(row["start"]), float(row["end"])
@@ -152,7 +153,7 @@ def load_item(dataset: Path, row: pd.Series, config: CaptionRunConfig) -> MediaI
     )
 
 
-def classifier_motion(row: pd.Series) -> CameraMotion | None:
+def classifier_motion(row: Mapping[str, object]) -> CameraMotion | None:
     """The camera-motion classifier's prediction stored in the row, if any."""
     motion, confidence = row.get("camera_motion"), row.get("camera_confidence")
     if not isinstance(motion, str) or motion not in CAMERA_MOTIONS:
@@ -184,8 +185,11 @@ def caption_dataset(dataset: str | Path, captioner: Captioner, config: CaptionRu
     if not todo:
         return summary
 
+    # Workers get plain copies of their rows: the main thread writes captions into `df` meanwhile.
+    rows = {index: df.loc[index].to_dict() for index in todo}
+
     def work(index: int) -> CaptionResult:
-        return captioner.caption(load_item(dataset, df.loc[index], config))
+        return captioner.caption(load_item(dataset, rows[index], config))
 
     unsaved = 0
     bar = tqdm(total=len(todo), unit="item", desc="caption", disable=not config.progress)
@@ -240,9 +244,12 @@ def _record(df: pd.DataFrame, index: int, future: Future[CaptionResult], summary
 
 
 def _scalar(value: object) -> str | int | float | bool | None:
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    """A manifest cell as a plain Python scalar; None for missing values and non-scalars (embeddings)."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, (str, int, float, bool)):
         return value
-    try:
-        return value.item()  # type: ignore[attr-defined]  # numpy scalars
-    except (AttributeError, ValueError):
-        return str(value)
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item) and getattr(value, "ndim", 1) == 0:
+        return item()
+    return None
