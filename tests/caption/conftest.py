@@ -30,7 +30,7 @@ def dataset(tmp_path: Path) -> Path:
             motion_speed=0.4),
         row(folder, "media/red.mp4", start=2.0, end=4.0, camera_motion="zoom in", camera_confidence=0.5,
             motion_speed=0.001),
-        row(folder, "media/green.png", kind="image", camera_motion=None, camera_confidence=float("nan")),
+        row(folder, "media/green.png", kind="image", camera_motion="pan left", camera_confidence=0.99),
         row(folder, "media/red.mp4", start=1.0, end=3.0, stage=-1, camera_motion=None, camera_confidence=float("nan")),
         row(folder, "media/missing.mp4", error="cannot open the file", camera_motion=None, camera_confidence=float("nan")),
     ]

@@ -33,8 +33,9 @@ def test_offline_captions_kept_rows_and_merges_confident_camera_motion(dataset):
     assert got[3] is None and got[4] is None  # rejected by curation / curation error: left alone
     assert got[0].camera_motion is not None and got[0].camera_motion.type == "pan left"
     assert got[1].camera_motion is None  # "zoom in" at 0.5 is below the 0.8 threshold
+    assert got[2].camera_motion is None  # an image row carrying its clip's camera columns
     assert summary.with_camera == 1
-    assert "red" in got[0].short_description and "fast motion" in got[0].short_description
+    assert "red" in got[0].short_description and "fast movement" in got[0].short_description
     assert "green" in got[2].short_description and got[2].short_description.startswith("A still image")
     df = read_manifest(dataset)
     assert df["motion_speed"].iloc[0] == 0.4 and df["error"].iloc[4] == "cannot open the file"  # columns kept

@@ -35,7 +35,7 @@ def test_video_caption_uses_measurements():
     caption = result.caption
     assert result.replies == 0 and result.usage.total_tokens == 0
     assert "blue" in caption.short_description and "red" in caption.short_description
-    assert "fast motion" in caption.short_description
+    assert "fast movement" in caption.short_description
     assert caption.shot_type == "ultra-wide frame (2.40:1), letterboxed"
     assert "energetic" in caption.atmosphere
     assert caption.style == "" and caption.background == ""  # not measurable: left out, not invented
@@ -45,5 +45,5 @@ def test_video_caption_uses_measurements():
 def test_missing_measurements_are_not_invented():
     item = MediaItem("x", "video", [solid((90, 90, 90))] * 2, 1.0, 64, 64, {"motion_speed": float("nan")})
     caption = OfflineCaptioner().caption(item).caption
-    assert "motion" not in caption.short_description
+    assert "movement" not in caption.short_description
     assert caption.shot_type.startswith("square frame")

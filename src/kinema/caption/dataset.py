@@ -154,7 +154,9 @@ def load_item(dataset: Path, row: Mapping[str, object], config: CaptionRunConfig
 
 
 def classifier_motion(row: Mapping[str, object]) -> CameraMotion | None:
-    """The camera-motion classifier's prediction stored in the row, if any."""
+    """The camera-motion classifier's prediction stored in a video row, if any (never for images)."""
+    if row.get("kind") != "video":
+        return None  # image rows may carry their source clip's columns; a still has no camera motion
     motion, confidence = row.get("camera_motion"), row.get("camera_confidence")
     if not isinstance(motion, str) or motion not in CAMERA_MOTIONS:
         return None

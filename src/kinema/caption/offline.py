@@ -42,9 +42,9 @@ class OfflineConfig:
         low_contrast: luma standard deviation below which the picture is "low-contrast".
         high_contrast: luma standard deviation above which it is "high-contrast".
         vivid: mean saturation above which colors are "vivid" (below a third of it: "muted").
-        motion_still: `motion_speed` (frame diagonals per second) below which there is "almost no motion".
-        motion_slow: `motion_speed` below which motion is "slow".
-        motion_fast: `motion_speed` above which motion is "fast" (a quarter of the frame per second).
+        motion_still: `motion_speed` (frame diagonals per second) below which there is "almost no movement".
+        motion_slow: `motion_speed` below which movement is "slow".
+        motion_fast: `motion_speed` above which movement is "fast" (a quarter of the frame per second).
     """
 
     min_color_share: float = 0.12
@@ -170,10 +170,10 @@ class OfflineCaptioner:
             return ""
         c = self.config
         if speed < c.motion_still:
-            return "almost no motion"
+            return "almost no movement"
         if speed < c.motion_slow:
-            return "slow motion"
-        return "fast motion" if speed > c.motion_fast else "moderate motion"
+            return "slow movement"
+        return "fast movement" if speed > c.motion_fast else "moderate movement"
 
     @staticmethod
     def _framing(item: MediaItem) -> str:
@@ -193,7 +193,7 @@ class OfflineCaptioner:
 
     @staticmethod
     def _atmosphere(lighting: str, motion: str, palette: str) -> str:
-        mood = "energetic" if motion == "fast motion" else "calm" if motion in ("almost no motion", "slow motion") else ""
+        mood = "energetic" if motion == "fast movement" else "calm" if motion in ("almost no movement", "slow movement") else ""
         tone = "dark" if "low-key" in lighting else "airy" if "high-key" in lighting else ""
         return ", ".join(w for w in (mood, tone, palette if palette != "natural" else "") if w)
 
