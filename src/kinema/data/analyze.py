@@ -151,6 +151,8 @@ def process_video(source: str | os.PathLike, config: CurateConfig, threads: int 
     source = str(source)
     try:
         info = probe(source)
+        if 0 < info.frames < 2:
+            return [error_row(source, f"{source} has only {info.frames} frame; a video needs at least 2")]
         if 0 < info.duration < config.min_video_duration:
             row = _base_row(source)
             row.update(reject_reason="too_short", fps=info.fps, width=info.width, height=info.height,

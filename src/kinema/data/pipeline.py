@@ -138,12 +138,27 @@ class _RayVideoStage:
         }
 
 
+def _keep_ray_on_loopback() -> None:
+    """Make a local Ray instance bind 127.0.0.1 instead of the machine's network address.
+
+    Ray 2.x on Linux resolves even `_node_ip_address="127.0.0.1"` to the outward address; its
+    documented switch for single-machine use, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, keeps it on
+    loopback. The variable is read when Ray is imported, so an already imported Ray is told too.
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None and os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
+        constants.ENABLE_RAY_CLUSTER = False
+
+
 def _run_ray(todo: list[str], out: Path, config: CurateConfig, workers: int, address: str, on_done: Callable) -> None:
+    if address == "local":
+        _keep_ray_on_loopback()
     import ray
 
     if not ray.is_initialized():
         if address == "local":
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
     ds = ray.data.from_items([{"source": s} for s in todo])

@@ -183,3 +183,40 @@ def add_noise(frames: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     noisy = frames.astype(np.float32) + rng.normal(0.0, sigma, frames.shape).astype(np.float32)
     return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def write_video(
+    path: str,
+    frames: np.ndarray,
+    fps: float = 25.0,
+    codec: str = "libx264",
+    bit_rate: int | None = None,
+    pts: list[int] | None = None,
+) -> str:
+    """Encode (T, H, W, 3) uint8 RGB frames to a video file with PyAV.
+
+    Args:
+        codec: any PyAV encoder ("libx264", "mpeg4", "libvpx-vp9", ...).
+        bit_rate: target bits per second (None: the encoder's default quality).
+        pts: per-frame presentation times in units of 1/1000 s for variable frame rate.
+    """
+    import av
+    from fractions import Fraction
+
+    with av.open(path, "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        if pts is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

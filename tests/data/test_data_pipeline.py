@@ -1,0 +1,175 @@
+"""End to end: `kinema curate` on synthetic videos and bad files; kill -9 and resume; Ray equals local."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+
+from kinema.cli import main
+from kinema.data import io as data_io
+from kinema.data.analyze import process_video
+from kinema.data.config import load_config
+from kinema.data.manifest import COLUMNS, read_manifest
+from kinema.data.pipeline import PARTS_DIR, curate
+from kinema.data.synthetic import write_video
+
+from conftest import FPS, scene  # noqa: E402  (tests/data/conftest.py)
+
+
+def _config():
+    cfg = load_config()
+    return dataclasses.replace(
+        cfg,
+        shots=dataclasses.replace(cfg.shots, min_length=1.0),
+        sampling=dataclasses.replace(cfg.sampling, start_window=0.25),
+        clusters=2,
+    )
+
+
+def _write_audio(path: Path) -> None:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=16000)
+        t = np.arange(16000, dtype=np.float32) / 16000
+        frame = av.AudioFrame.from_ndarray(np.sin(2 * np.pi * 440 * t)[None].astype(np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for p in s.encode(frame):
+            c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, cut_video) -> Path:
+    folder = tmp_path_factory.mktemp("raw")
+    shutil.copy(cut_video[0], folder / "a_cuts.mp4")
+    write_video(str(folder / "b_static.mp4"), scene("handheld shot", 2.4, 11), FPS)
+    write_video(str(folder / "c_mpeg4.avi"), scene("tilt up", 2.4, 12), FPS, codec="mpeg4")
+    (folder / "d_empty.mp4").write_bytes(b"")
+    (folder / "e_notes.mp4").write_text("this is not a video\n" * 50)
+    good = (folder / "a_cuts.mp4").read_bytes()
+    (folder / "f_truncated.mp4").write_bytes(good[: len(good) // 3])
+    _write_audio(folder / "g_audio.mp4")
+    write_video(str(folder / "h_oneframe.mp4"), scene("static shot", 0.04, 13), FPS)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(videos, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dataset")
+    curate([videos], out, _config(), workers=1, progress=False)
+    return out
+
+
+def test_manifest_has_contract_columns_and_measurements(dataset):
+    df = read_manifest(dataset)
+    assert list(df.columns[: len(COLUMNS)]) == list(COLUMNS)
+    clips = df[(df["kind"] == "video") & (df["reject_reason"] != "too_short") & (df["error"] == "")]
+    assert len(clips) >= 4  # three shots of the cut video, plus the single-shot videos
+    for col in ("camera_motion", "camera_confidence", "motion_speed", "text_area", "watermark_score",
+                "aesthetic_score", "sharpness", "dominant_colors", "crop_x0", "cluster", "bucket"):
+        assert col in df.columns, col
+        assert clips[col].notna().all(), col
+    assert df["id"].is_unique
+    kept = df[(df["kind"] == "video") & (df["stage"] >= 0)]
+    assert len(kept) >= 1 and (kept["bucket"] != "").all()
+    images = df[df["kind"] == "image"]
+    assert len(images) >= 1 and all((dataset / p).is_file() for p in images["path"])
+
+
+def test_each_bad_file_becomes_one_row_with_a_clear_error(dataset):
+    df = read_manifest(dataset)
+    by_name = {Path(s).name: g for s, g in df.groupby("source")}
+    expected = {
+        "d_empty.mp4": "empty file",
+        "e_notes.mp4": "not a readable video",
+        "f_truncated.mp4": "not a readable video",
+        "g_audio.mp4": "no video stream",
+        "h_oneframe.mp4": "only 1 frame",
+    }
+    for name, phrase in expected.items():
+        rows = by_name[name]
+        assert len(rows) == 1, name
+        assert phrase in rows["error"].iloc[0], (name, rows["error"].iloc[0])
+        assert rows["stage"].iloc[0] == -1
+    assert (by_name["c_mpeg4.avi"]["error"] == "").all()  # an unusual codec is fine
+
+
+def test_huge_frames_are_refused_before_decoding(videos, monkeypatch):
+    monkeypatch.setattr(data_io, "MAX_PIXELS", 100 * 100)
+    rows = process_video(str(videos / "b_static.mp4"), _config())
+    assert len(rows) == 1 and "pixel limit" in rows[0]["error"]
+
+
+def test_variable_frame_rate_clips_use_timestamps(tmp_path):
+    frames = scene("static shot", 3.0, 21)
+    pts = np.cumsum(np.where(np.arange(len(frames)) % 2, 20, 60)).tolist()  # 20/60 ms alternating
+    pts = [0] + pts[:-1]
+    path = write_video(str(tmp_path / "vfr.mkv"), frames, 25.0, pts=pts)
+    rows = process_video(path, _config())
+    assert rows[0]["error"] == ""
+    assert rows[-1]["end"] == pytest.approx(pts[-1] / 1000 + 0.02, abs=0.07)  # 3 s of frames last ~3 s
+
+
+def test_cli_exit_codes_and_stats(dataset, videos, tmp_path, capsys):
+    assert main(["dataset", "stats", str(dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "rejections" in out and "stage 0" in out and "buckets" in out
+    assert main(["dataset", "report", str(dataset), "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "data:image/jpeg;base64," in page and "<svg" in page
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(videos / "d_empty.mp4", bad / "x.mp4")
+    assert main(["curate", str(bad), "--out", str(tmp_path / "o"), "--workers", "1"]) == 1
+    assert main(["curate", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values("id").reset_index(drop=True)
+
+
+@pytest.mark.timeout(240)
+def test_kill_and_resume_gives_the_uninterrupted_manifest(videos, dataset, tmp_path):
+    out = tmp_path / "resumed"
+    cmd = [sys.executable, "-m", "kinema", "curate", str(videos), "--out", str(out), "--workers", "1"]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    cfg = tmp_path / "cfg.yaml"
+    text = Path(load_config.__globals__["default_config_path"]()).read_text().replace("min_length: 2.0", "min_length: 1.0")
+    cfg.write_text(text.replace("clusters: 16", "clusters: 2").replace("start_window: 1.0", "start_window: 0.25"))
+    cmd += ["--config", str(cfg)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / PARTS_DIR).is_dir() or not any((out / PARTS_DIR).glob("*.parquet")):
+        time.sleep(0.05)
+        assert time.time() < deadline
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list((out / PARTS_DIR).glob("*.parquet")))
+    assert 1 <= done < 8, "the kill should land mid-run"
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    pd.testing.assert_frame_equal(_sorted(read_manifest(out)), _sorted(read_manifest(dataset)))
+
+
+@pytest.mark.timeout(300)
+def test_ray_run_equals_local_run(videos, dataset, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    out = tmp_path / "ray"
+    try:
+        curate([videos], out, _config(), workers=1, ray_address="local", progress=False)
+        assert all(n["NodeManagerAddress"] == "127.0.0.1" for n in ray.nodes())
+    finally:
+        ray.shutdown()
+    pd.testing.assert_frame_equal(_sorted(read_manifest(out)), _sorted(read_manifest(dataset)))
