@@ -43,6 +43,8 @@ class Behavior:
         video_bytes: the content every task produces.
         chat_replies: the assistant contents returned in order; the last one repeats.
         truncate_downloads: how many downloads send only half the bytes.
+        broken_primary_url: `download_url` points at a missing object; `backup_download_url` works
+            (the backup field ComfyUI's client knows, §2.3).
     """
 
     delay_s: float = 0.0
@@ -56,6 +58,7 @@ class Behavior:
     video_bytes: bytes = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
     chat_replies: list[str] = field(default_factory=lambda: ['{"answer": "ok"}'])
     truncate_downloads: int = 0
+    broken_primary_url: bool = False
 
 
 @dataclass
@@ -263,6 +266,9 @@ def _make_handler(server: FakeMiniMax) -> type[BaseHTTPRequestHandler]:
                 "file_id": file_id, "bytes": len(server.behavior.video_bytes), "created_at": int(time.time()),
                 "filename": "output_aigc.mp4", "purpose": "video_generation", "download_url": url,
             }
+            if server.behavior.broken_primary_url:
+                file["download_url"] = f"{server.url}/download/missing-{file_id}"
+                file["backup_download_url"] = url
             self._base(0, "success", file=file)
 
         def _download(self, path: str, query: dict[str, str]) -> None:

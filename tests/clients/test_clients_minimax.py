@@ -9,6 +9,7 @@ from PIL import Image
 
 from kinema.clients.errors import (
     MiniMaxAuthError,
+    MiniMaxContentError,
     MiniMaxRateLimitError,
     MiniMaxTaskFailed,
     MiniMaxTimeoutError,
@@ -162,6 +163,21 @@ def test_download_gives_up_cleanly(fake, tmp_path):
     with make_client(fake, download_retries=1) as client, pytest.raises(MiniMaxTransportError, match="could not download"):
         client.generate_video(VideoRequest(prompt="a cat"), tmp_path / "cat.mp4")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_backup_download_url_is_used(fake, tmp_path):
+    fake.behavior.broken_primary_url = True
+    with make_client(fake) as client:
+        client.generate_video(VideoRequest(prompt="a cat"), tmp_path / "cat.mp4")
+    assert (tmp_path / "cat.mp4").read_bytes() == fake.behavior.video_bytes
+    paths = [r.path for r in fake.requests if r.path.startswith("/download/")]
+    assert paths[0].startswith("/download/missing-") and len(paths) == 2
+
+
+def test_sensitive_prompt_is_a_content_error_not_retried(fake):
+    with make_client(fake) as client, pytest.raises(MiniMaxContentError) as info:
+        client.create_video(VideoRequest(prompt="a sensitive prompt"))
+    assert info.value.status_code == 1026 and len(fake.calls("/v1/video_generation")) == 1
 
 
 def test_polling_deadline(fake):
