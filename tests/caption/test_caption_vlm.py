@@ -49,7 +49,7 @@ def test_parse_tolerates_wrappers(wrap):
     (json.dumps({k: v for k, v in VALID.items() if k != "lighting"}), "field 'lighting' is missing"),
     (json.dumps({**VALID, "mood": "calm"}), "field 'mood' is not allowed"),
     (json.dumps({**VALID, "style": 3}), "field 'style'"),
-    (json.dumps({**VALID, "short_description": ""}), "field 'short_description'"),
+    (json.dumps({**VALID, "short_description": "  "}), "field 'short_description'"),
 ])
 def test_parse_rejects_with_a_useful_message(text, message):
     with pytest.raises(CaptionError, match=message):

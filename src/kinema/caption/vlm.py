@@ -52,7 +52,7 @@ class CaptionError(ValueError):
 class _VLMCaption(BaseModel):
     """What the VLM must write: the `VLM_FIELDS`, nothing else (pydantic twin of `vlm_caption_schema`)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
     short_description: str = Field(min_length=1)
     dense_description: str = Field(min_length=1)
@@ -95,7 +95,7 @@ def parse_vlm_caption(text: str, *, truncated: bool = False) -> Caption:
     except ValidationError as e:
         problems = "; ".join(_describe(err) for err in e.errors())
         raise CaptionError(f"the JSON does not match the caption schema: {problems}") from e
-    return Caption(**{k: v.strip() for k, v in fields.model_dump().items()})
+    return Caption(**fields.model_dump())
 
 
 def _describe(err: dict) -> str:
