@@ -14,6 +14,8 @@ from kinema.caption import cli as caption_cli
 from kinema.clients import cli as clients_cli
 from kinema.models import cli as models_cli
 from kinema.data import cli as data_cli
+from kinema import generate_cli
+from kinema.train import cli as train_cli
 
 
 class UsageError(Exception):
@@ -21,13 +23,19 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kinema", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="kinema",
+        description="kinema: an open HunyuanVideo text-to-video system. Curate and caption video data, train the "
+        "causal VAE and the diffusion transformer, generate, and serve a MiniMax-compatible API.",
+    )
     parser.add_argument("--version", action="version", version=f"kinema {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     models_cli.register(sub)
     caption_cli.register(sub)
     clients_cli.register(sub)
     data_cli.register(sub)
+    generate_cli.register(sub)
+    train_cli.register(sub)
     return parser
 
 
