@@ -89,10 +89,11 @@ def _chat_backend(args: argparse.Namespace, stack: ExitStack) -> ChatBackend:
     from kinema.cli import UsageError
 
     if args.backend == "minimax":
-        env = dict(os.environ)
-        if args.api_key_env:
-            env["MINIMAX_API_KEY"] = os.environ.get(args.api_key_env, "")
-        client = stack.enter_context(MiniMaxClient(MiniMaxConfig.from_env(env, base_url=args.base_url)))
+        key = os.environ.get(args.api_key_env, "") if args.api_key_env else None
+        if args.api_key_env and not key:
+            raise UsageError(f"--api-key-env names {args.api_key_env}, which is not set")
+        config = MiniMaxConfig.from_env(api_key=key, base_url=args.base_url)
+        client = stack.enter_context(MiniMaxClient(config))
         return MiniMaxChat(client, model=args.model or DEFAULT_CHAT_MODEL)
     if not args.base_url:
         raise UsageError("--backend openai needs --base-url, e.g. http://127.0.0.1:8000/v1")

@@ -115,22 +115,25 @@ class MiniMaxConfig:
             raise ValueError("MiniMaxConfig retry counts must be >= 0")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: float | int | str | None) -> MiniMaxConfig:
-        """Config from `MINIMAX_API_KEY`, `MINIMAX_API_HOST` and `MINIMAX_GROUP_ID`, then `overrides`.
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, api_key: str | None = None, base_url: str | None = None
+    ) -> MiniMaxConfig:
+        """Config from `MINIMAX_API_KEY`, `MINIMAX_API_HOST` and `MINIMAX_GROUP_ID` (`env`: default
+        the process environment); `api_key` / `base_url` override them when given. Other fields keep
+        their defaults: change them with `dataclasses.replace`.
 
         Raises:
             ValueError: when no API key is given either way.
         """
         env = os.environ if env is None else env
-        values: dict[str, float | int | str | None] = {
-            "api_key": env.get("MINIMAX_API_KEY", ""),
-            "base_url": env.get("MINIMAX_API_HOST") or INTERNATIONAL_HOST,
-            "group_id": env.get("MINIMAX_GROUP_ID") or None,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        if not values["api_key"]:
+        key = api_key or env.get("MINIMAX_API_KEY", "")
+        if not key:
             raise ValueError("no MiniMax API key: set MINIMAX_API_KEY (and MINIMAX_API_HOST for the mainland host)")
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(
+            api_key=key,
+            base_url=base_url or env.get("MINIMAX_API_HOST") or INTERNATIONAL_HOST,
+            group_id=env.get("MINIMAX_GROUP_ID") or None,
+        )
 
     def poll_deadline_for(self, model: str) -> float:
         """Seconds to wait for a task of `model` before giving up."""
