@@ -3,8 +3,8 @@
 `judge(video, truth)` checks four attributes on any (T, H, W, 3) uint8 video, rendered or generated:
 - color: every requested object color is present as a blob of reasonable size, and the requested
   colors make up most of the colored pixels (a rainbow of shapes does not pass);
-- shape: the largest blob of each requested color has that shape, by majority over frames, from its
-  extent (area / bounding box) and solidity (area / convex hull);
+- shape: the largest blob of each requested color has that shape, by majority over frames: the
+  candidate shape that, drawn with the blob's area at its centroid, overlaps it best;
 - motion: each blob's centroid track, fitted with a line, moves along the requested direction *in the
   frame* (the toy world's convention: objects live in screen coordinates, see `scene.py`), or moves
   less than `still_travel` for "still";
@@ -25,9 +25,11 @@ import numpy as np
 
 from kinema.data.camera import IMAGE_EQUIVALENT, classify_camera_motion
 from kinema.toyworld.captions import PromptSpec
-from kinema.toyworld.scene import COLORS, SceneTruth
+from kinema.toyworld.render import shape_sdf
+from kinema.toyworld.scene import COLORS, SHAPES, SceneTruth
 
 ATTRIBUTES: tuple[str, ...] = ("color", "shape", "motion", "camera")
+SHAPE_VOTES = 5  # frames (evenly spread) whose shape classifications vote
 
 
 @dataclass(frozen=True)
@@ -122,31 +124,43 @@ def largest_blob(mask: np.ndarray) -> np.ndarray:
     return labels == best
 
 
-def classify_shape(blob: np.ndarray) -> str | None:
-    """Name the shape of a one-component mask (axis-aligned square, upright triangle, circle, star).
+def _unit_area(shape: str) -> float:
+    """Area of a shape of scale 1 (a circle of radius 1 has area pi), measured on a fine grid."""
+    g = np.linspace(-1.5, 1.5, 601, dtype=np.float64)
+    u, v = np.meshgrid(g, g)
+    return float((shape_sdf(shape, u, v) <= 0).mean() * 9.0)
 
-    Uses the outer contour: solidity (area / convex hull area) separates the star (~0.56) from convex
-    shapes; extent (area / bounding box area) then orders square (1.0), circle (0.79), triangle (0.5).
+
+_UNIT_AREAS = {shape: _unit_area(shape) for shape in SHAPES}
+
+
+def classify_shape(blob: np.ndarray) -> str | None:
+    """Name the shape of a one-component mask (as the renderer draws them: upright, axis-aligned).
+
+    Each candidate shape is drawn with the blob's area at the blob's centroid; the best intersection
+    over union wins. Whole-region overlap is robust to the ragged edges and rounded corners that
+    video compression and chroma subsampling leave on small shapes.
+
+    Returns:
+        The shape name, or None for blobs under 4 pixels.
     """
-    contours, _ = cv2.findContours(blob.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    if not contours:
+    area = float(blob.sum())
+    if area < 4.0:
         return None
-    contour = max(contours, key=cv2.contourArea)
-    area = cv2.contourArea(contour)
-    _, _, bw, bh = cv2.boundingRect(contour)
-    hull = cv2.contourArea(cv2.convexHull(contour))
-    if area < 4.0 or hull <= 0.0:
-        return None
-    # Contour points are pixel centres, so the box spans (bw - 1) x (bh - 1) in the same units.
-    extent = area / max(1.0, (bw - 1) * (bh - 1))
-    solidity = area / hull
-    if solidity < 0.8:
-        return "star"
-    if extent >= 0.9:
-        return "square"
-    if extent >= 0.64:
-        return "circle"
-    return "triangle"
+    ys, xs = np.nonzero(blob)
+    cx, cy = xs.mean(), ys.mean()
+    H, W = blob.shape
+    u0 = np.arange(W, dtype=np.float64)[None, :] - cx
+    v0 = np.arange(H, dtype=np.float64)[:, None] - cy
+    best, best_iou = None, -1.0
+    for shape in SHAPES:
+        scale = math.sqrt(area / _UNIT_AREAS[shape])
+        u, v = np.broadcast_arrays(u0 / scale, v0 / scale)
+        candidate = shape_sdf(shape, u, v) * scale <= 0.0  # pixel centres inside the shape
+        iou = (candidate & blob).sum() / max(1, (candidate | blob).sum())
+        if iou > best_iou:
+            best, best_iou = shape, iou
+    return best
 
 
 def classify_motion(centroids: np.ndarray, height: int, width: int, still_travel: float) -> str:
@@ -218,7 +232,9 @@ def judge(video: np.ndarray, truth: SceneTruth | PromptSpec, config: JudgeConfig
         found = bool(present.mean() >= 0.5)
         seen_shape = seen_motion = None
         if found:
-            votes = [classify_shape(blobs[k]) for k in np.flatnonzero(present)]
+            frames = np.flatnonzero(present)
+            frames = frames[np.linspace(0, len(frames) - 1, min(len(frames), SHAPE_VOTES)).round().astype(int)]
+            votes = [classify_shape(blobs[k]) for k in frames]
             names = [v for v in votes if v is not None]
             seen_shape = max(set(names), key=names.count) if names else None
             if T > 1 and present.sum() >= 2:

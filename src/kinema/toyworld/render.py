@@ -229,9 +229,9 @@ def render(scene: SceneTruth) -> np.ndarray:
     return render_batch([scene])[0]
 
 
-def render_samples(n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "train") -> list[ToySample]:
-    """Draw and render `n` scenes with their captions and prompts (deterministic for a seed)."""
-    scenes = sample_scenes(n, config, seed, split)
+def render_samples(n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "train", start: int = 0) -> list[ToySample]:
+    """Draw and render scenes start .. start+n-1 with their captions and prompts (see `sample_scenes`)."""
+    scenes = sample_scenes(n, config, seed, split, start)
     videos = render_batch(scenes) if scenes else []
     samples = []
     for scene, video in zip(scenes, videos):

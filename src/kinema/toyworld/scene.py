@@ -281,11 +281,11 @@ def sample_scene(rng: np.random.Generator, config: WorldConfig, split: Split = "
     )
 
 
-def sample_scenes(n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "train") -> list[SceneTruth]:
-    """Draw `n` scenes; scene i depends only on (seed, i, split, config), not on n."""
+def sample_scenes(n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "train", start: int = 0) -> list[SceneTruth]:
+    """Draw scenes start .. start+n-1; scene i depends only on (seed, split, i, config), not on n."""
     config = config or WorldConfig()
     salt = {"train": 0, "heldout": 1, "all": 2}[split]
-    return [sample_scene(np.random.default_rng([seed, salt, i]), config, split) for i in range(n)]
+    return [sample_scene(np.random.default_rng([seed, salt, i]), config, split) for i in range(start, start + n)]
 
 
 def object_centers(obj: ObjectTruth, frames: int) -> np.ndarray:
