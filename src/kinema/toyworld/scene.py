@@ -21,6 +21,7 @@ contain; the "heldout" split renders only them, to measure generalisation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -271,6 +272,48 @@ def sample_scene(rng: np.random.Generator, config: WorldConfig, split: Split = "
     return SceneTruth(
         objects=tuple(objects),
         camera=cameras[rng.integers(len(cameras))],
+        pattern=config.patterns[rng.integers(len(config.patterns))],
+        tint=tuple(TINTS)[rng.integers(len(TINTS))],
+        height=config.height,
+        width=config.width,
+        frames=config.frames,
+        fps=config.fps,
+        seed=int(rng.integers(2**31 - 1)),
+    )
+
+
+def scene_for(objects: Sequence[tuple[str, str, str]], camera: str, config: WorldConfig, seed: int) -> SceneTruth:
+    """A scene showing exactly the given (color, shape, motion) objects and camera motion.
+
+    Sizes, positions, background and shake are drawn from `seed` (used to render a prompt's content,
+    e.g. as a ground-truth "generator"). Held-out triples are allowed.
+
+    Raises:
+        ValueError: for an unknown color, shape, motion or camera, or objects that cannot be placed
+            without overlapping.
+    """
+    rng = np.random.default_rng([seed, 3])
+    for color, shape, motion in objects:
+        if color not in COLORS or shape not in SHAPES or motion not in MOTIONS:
+            raise ValueError(f"unknown object ({color}, {shape}, {motion}); expected colors {list(COLORS)}, shapes {list(SHAPES)}, motions {list(MOTIONS)}")
+    if camera not in CAMERAS:
+        raise ValueError(f"the toy world cannot render the camera motion {camera!r}; it renders {list(CAMERAS)}")
+    sizes = config.sizes if len(objects) == 1 else tuple(s for s in config.sizes if s != "large") or config.sizes
+    placed: list[ObjectTruth] = []
+    for color, shape, motion in objects:
+        for _ in range(200):
+            size = sizes[rng.integers(len(sizes))]
+            radius = SIZES[size] * min(config.height, config.width)
+            start, end = _place(rng, motion, radius * SHAPE_REACH[shape], config)
+            obj = ObjectTruth(color, shape, size, motion, start, end, float(radius))
+            if all(_apart(obj, other, config.frames) for other in placed):
+                placed.append(obj)
+                break
+        else:
+            raise ValueError(f"cannot place {len(objects)} objects without overlap in a {config.height}x{config.width} frame")
+    return SceneTruth(
+        objects=tuple(placed),
+        camera=camera,
         pattern=config.patterns[rng.integers(len(config.patterns))],
         tint=tuple(TINTS)[rng.integers(len(TINTS))],
         height=config.height,

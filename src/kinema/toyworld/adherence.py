@@ -1,0 +1,229 @@
+"""Prompt-adherence evaluation: generate a video per prompt, judge it, report per-attribute accuracy.
+
+Any text-to-video system is a `Generator`, a callable `generate(prompt, seed) -> (T, H, W, 3) uint8`.
+`evaluate` runs it over `EvalCase`s (prompt, seed, ground truth), judges every video with
+`judge.judge`, and returns an `AdherenceReport` with a text table and a contact sheet.
+`ground_truth_generator` renders exactly what a prompt asks, so its report is the judge's own
+accuracy on perfect videos (it must be ~100%).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from kinema.caption.schema import caption_to_prompt
+from kinema.toyworld.captions import PromptSpec, parse_prompt, scene_caption
+from kinema.toyworld.judge import ATTRIBUTES, JudgeConfig, Verdict, accuracy, judge
+from kinema.toyworld.render import render
+from kinema.toyworld.scene import SceneTruth, Split, WorldConfig, sample_scenes, scene_for
+
+Generator = Callable[[str, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    """One prompt to generate with a seed, and what the video must show."""
+
+    prompt: str
+    seed: int
+    truth: SceneTruth | PromptSpec
+
+    @property
+    def held_out(self) -> bool | None:
+        return self.truth.held_out if isinstance(self.truth, SceneTruth) else None
+
+
+def eval_cases(n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "heldout") -> list[EvalCase]:
+    """`n` cases from sampled scenes: the prompt is the scene's full deterministic prompt.
+
+    Args:
+        n: number of cases.
+        config: the world (frame size and vocabulary) the prompts come from.
+        seed: scene seed; case i is generated with seed + i.
+        split: "heldout" (default: combinations never trained on), "train" or "all".
+    """
+    scenes = sample_scenes(n, config, seed, split)
+    return [EvalCase(caption_to_prompt(scene_caption(s)), seed + i, s) for i, s in enumerate(scenes)]
+
+
+def ground_truth_generator(config: WorldConfig | None = None) -> Generator:
+    """A `Generator` that renders exactly what the prompt names (unnamed motion: still; unnamed camera:
+    static), with size, position and background drawn from the seed."""
+    config = config or WorldConfig()
+
+    def generate(prompt: str, seed: int) -> np.ndarray:
+        spec = parse_prompt(prompt)
+        objects = [(c, s, m or "still") for c, s, m in spec.objects]
+        return render(scene_for(objects, spec.camera or "static shot", config, seed))
+
+    return generate
+
+
+def dataset_cases(dataset: str | os.PathLike) -> tuple[list[EvalCase], Generator]:
+    """Cases for the videos of a dataset folder, and a `Generator` that reads them back.
+
+    Truth comes from the manifest's `truth` column (toy-world renders) or else from the prompt
+    (`prompt` column, or the prompt built from `caption`), so a folder of generated videos with their
+    prompts in a manifest can be judged too. Case i has seed i and its "generator" returns row i.
+
+    Raises:
+        FileNotFoundError: if the folder has no manifest.
+        ValueError: if a row has neither ground truth nor a prompt naming a toy-world object.
+    """
+    from kinema.caption.schema import Caption
+    from kinema.data.manifest import media_path
+    from kinema.toyworld.dataset import read_media, read_truths
+
+    df, truths = read_truths(dataset)
+    df = df.reset_index(drop=True)
+    cases = []
+    for i, (row, truth) in enumerate(zip(df.itertuples(), truths)):
+        prompt = getattr(row, "prompt", "") or ""
+        if not prompt and row.caption:
+            prompt = caption_to_prompt(Caption.model_validate_json(row.caption))
+        if truth is None and not prompt:
+            raise ValueError(f"row {row.id} of {dataset} has no ground truth, prompt or caption to judge against")
+        cases.append(EvalCase(prompt, i, truth if truth is not None else parse_prompt(prompt)))
+
+    def generate(prompt: str, seed: int) -> np.ndarray:
+        return read_media(media_path(dataset, df["path"][seed]))
+
+    return cases, generate
+
+
+@dataclass
+class AdherenceReport:
+    """Verdicts of an evaluation run, with the first videos kept for the contact sheet."""
+
+    cases: list[EvalCase]
+    verdicts: list[Verdict]
+    videos: list[np.ndarray] = field(default_factory=list)
+
+    def accuracy(self, held_out: bool | None = None) -> dict[str, float]:
+        """Per-attribute accuracy over all cases, or only held-out (True) / seen (False) ones."""
+        chosen = [v for c, v in zip(self.cases, self.verdicts) if held_out is None or c.held_out == held_out]
+        return accuracy(chosen)
+
+    def table(self) -> str:
+        """A plain-text table: one row per attribute, columns for all cases and, when both kinds are
+        present, held-out and seen combinations."""
+        groups: list[tuple[str, bool | None]] = [("all", None)]
+        kinds = {c.held_out for c in self.cases}
+        if True in kinds and False in kinds:
+            groups += [("held-out", True), ("seen", False)]
+        lines = [f"{'attribute':<10}" + "".join(f"{name:>12}" for name, _ in groups)]
+        results = [self.accuracy(flag) for _, flag in groups]
+        for attr in ATTRIBUTES:
+            cells = ["n/a" if math.isnan(r[attr]) else f"{100 * r[attr]:.1f}%" for r in results]
+            lines.append(f"{attr:<10}" + "".join(f"{c:>12}" for c in cells))
+        lines.append(f"{'videos':<10}" + "".join(f"{sum(1 for c in self.cases if f is None or c.held_out == f):>12}" for _, f in groups))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary and per-case verdicts."""
+        return {
+            "accuracy": self.accuracy(),
+            "cases": [
+                {"prompt": c.prompt, "seed": c.seed, "held_out": c.held_out, **v.scores(), "camera_seen": v.camera_seen}
+                for c, v in zip(self.cases, self.verdicts)
+            ],
+        }
+
+
+def _check_video(video: object, prompt: str) -> np.ndarray:
+    if not isinstance(video, np.ndarray) or video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+        got = f"{video.dtype} {video.shape}" if isinstance(video, np.ndarray) else type(video).__name__
+        raise ValueError(f"the generator must return a (T, H, W, 3) uint8 array, got {got} for prompt {prompt!r}")
+    return video
+
+
+def evaluate(
+    generate: Generator, cases: Sequence[EvalCase], config: JudgeConfig | None = None, keep_videos: int = 16
+) -> AdherenceReport:
+    """Generate and judge every case.
+
+    Args:
+        generate: the system under test, `generate(prompt, seed) -> (T, H, W, 3) uint8`.
+        cases: prompts, seeds and ground truth.
+        config: judge thresholds.
+        keep_videos: how many of the first videos to keep in the report (for the contact sheet).
+
+    Raises:
+        ValueError: if the generator returns something other than a (T, H, W, 3) uint8 array.
+    """
+    report = AdherenceReport(list(cases), [])
+    for case in cases:
+        video = _check_video(generate(case.prompt, case.seed), case.prompt)
+        report.verdicts.append(judge(video, case.truth, config))
+        if len(report.videos) < keep_videos:
+            report.videos.append(video)
+    return report
+
+
+def contact_sheet(videos: Sequence[np.ndarray], labels: Sequence[str], path: str | os.PathLike, columns: int = 5, zoom: int = 2) -> Path:
+    """Write a PNG with one row per video: a label line above `columns` evenly spaced frames.
+
+    Args:
+        videos: (T, H, W, 3) uint8 arrays (sizes may differ).
+        labels: one line of text per video.
+        path: output PNG (written atomically).
+        columns: frames shown per video.
+        zoom: nearest-neighbour magnification of the frames.
+    """
+    if not videos:
+        raise ValueError("a contact sheet needs at least one video")
+    rows = []
+    for video, label in zip(videos, labels):
+        idx = np.linspace(0, len(video) - 1, min(columns, len(video))).round().astype(int)
+        strip = np.concatenate([np.pad(video[k], ((0, 0), (0, 2), (0, 0)), constant_values=255) for k in idx], 1)
+        image = Image.fromarray(strip).resize((strip.shape[1] * zoom, strip.shape[0] * zoom), Image.NEAREST)
+        canvas = Image.new("RGB", (image.width, image.height + 14), "white")
+        canvas.paste(image, (0, 14))
+        ImageDraw.Draw(canvas).text((2, 1), label, fill="black")
+        rows.append(canvas)
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height + 4 for r in rows)), "white")
+    y = 0
+    for r in rows:
+        sheet.paste(r, (0, y))
+        y += r.height + 4
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png")
+    os.close(fd)
+    try:
+        sheet.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def verdict_label(case: EvalCase, verdict: Verdict, width: int = 90) -> str:
+    """'color+ shape- motion+ camera+ | a red circle moves to the right' (cut to `width` characters)."""
+    marks = " ".join(f"{a}{'+' if ok else '-' if ok is False else '?'}" for a, ok in verdict.scores().items())
+    text = f"{marks} | {case.prompt.split('.')[0]}"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def write_report(report: AdherenceReport, out: str | os.PathLike) -> tuple[Path, Path]:
+    """Write `adherence.json` and `adherence.png` (contact sheet of the kept videos) into `out`."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = [verdict_label(c, v) for c, v in zip(report.cases, report.verdicts)]
+    sheet = contact_sheet(report.videos, labels[: len(report.videos)], folder / "adherence.png")
+    summary = folder / "adherence.json"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".adherence-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(report.to_dict(), f, indent=1)
+    os.replace(tmp, summary)
+    return summary, sheet
