@@ -16,6 +16,7 @@ from kinema.models import cli as models_cli
 from kinema.data import cli as data_cli
 from kinema import generate_cli
 from kinema.train import cli as train_cli
+from kinema.toyworld import cli as toyworld_cli
 
 
 class UsageError(Exception):
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.register(sub)
     generate_cli.register(sub)
     train_cli.register(sub)
+    toyworld_cli.register(sub)
     return parser
 
 
