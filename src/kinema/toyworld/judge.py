@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from kinema.data.camera import IMAGE_EQUIVALENT, classify_camera_motion
+from kinema.data.camera import IMAGE_EQUIVALENT, CameraConfig, classify_camera_motion
 from kinema.toyworld.captions import PromptSpec
 from kinema.toyworld.render import shape_sdf
 from kinema.toyworld.scene import COLORS, SHAPES, SceneTruth
@@ -46,6 +46,8 @@ class JudgeConfig:
         dominance: share of all colored pixels the requested colors must cover.
         still_travel: largest centroid travel, as a fraction of the frame side, that counts as still
             (moving objects cross 40%).
+        camera: the camera classifier's settings. Toy clips are tracked at their own size (min_side 64
+            instead of upscaling to 128): as accurate on renders and almost 3x faster.
     """
 
     min_saturation: float = 0.45
@@ -56,6 +58,7 @@ class JudgeConfig:
     min_area: float = 0.004
     dominance: float = 0.5
     still_travel: float = 0.12
+    camera: CameraConfig = field(default_factory=lambda: CameraConfig(min_side=64))
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,7 @@ def judge(video: np.ndarray, truth: SceneTruth | PromptSpec, config: JudgeConfig
         objects = np.zeros((T, H, W), bool)
         for m in masks.values():
             objects |= m
-        camera_seen = classify_camera_motion(camera_view(video, objects)).type
+        camera_seen = classify_camera_motion(camera_view(video, objects), config.camera).type
         camera_ok = IMAGE_EQUIVALENT.get(camera_seen, camera_seen) == IMAGE_EQUIVALENT.get(spec.camera, spec.camera)
     return Verdict(bool(color_ok), bool(shape_ok), motion_ok, camera_ok, camera_seen, tuple(verdicts))
 

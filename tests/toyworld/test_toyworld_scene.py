@@ -1,0 +1,131 @@
+"""Scene sampling: determinism, held-out splits, objects that stay in frame and apart, captions that match."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kinema.caption.schema import Caption, caption_to_prompt
+from kinema.toyworld.captions import parse_prompt, scene_caption
+from kinema.toyworld.scene import (
+    HELD_OUT,
+    SceneTruth,
+    WorldConfig,
+    bounding_radius,
+    camera_path,
+    object_centers,
+    sample_scenes,
+    scene_for,
+)
+
+
+def test_scene_i_depends_only_on_seed_split_and_index():
+    a = sample_scenes(12, seed=5)
+    b = sample_scenes(4, seed=5, start=8)
+    assert a[8:] == b
+    assert sample_scenes(3, seed=6) != a[:3]
+    assert sample_scenes(3, seed=5, split="all") != a[:3]
+
+
+def test_train_split_never_contains_held_out_triples_and_heldout_only_them():
+    train = sample_scenes(400, seed=1, split="train")
+    assert not any(o.triple in HELD_OUT for s in train for o in s.objects)
+    held = sample_scenes(60, seed=1, split="heldout")
+    assert all(len(s.objects) == 1 and s.objects[0].triple in HELD_OUT for s in held)
+    assert len({s.objects[0].triple for s in held}) >= 6  # they spread over the held-out set
+    # Every color, shape and motion of a held-out triple is still seen in training.
+    seen = {(k, v) for s in train for o in s.objects for k, v in zip(("c", "s", "m"), o.triple)}
+    assert all(("c", c) in seen and ("s", sh) in seen and ("m", m) in seen for c, sh, m in HELD_OUT)
+
+
+@pytest.mark.parametrize("config", [WorldConfig(), WorldConfig(height=48, width=96, frames=9, multi_object_fraction=0.6, max_objects=3)])
+def test_objects_stay_inside_the_frame_and_never_touch(config):
+    scenes = sample_scenes(150, config, seed=2, split="all")
+    assert any(len(s.objects) > 1 for s in scenes)
+    for s in scenes:
+        for o in s.objects:
+            c = object_centers(o, s.frames)  # (T, 2)
+            r = bounding_radius(o)
+            assert (c[:, 0] - r >= 0).all() and (c[:, 0] + r <= s.width).all()
+            assert (c[:, 1] - r >= 0).all() and (c[:, 1] + r <= s.height).all()
+        for i, a in enumerate(s.objects):
+            assert len({o.color for o in s.objects}) == len(s.objects)
+            for b in s.objects[i + 1 :]:
+                d = np.linalg.norm(object_centers(a, s.frames) - object_centers(b, s.frames), axis=1)
+                assert d.min() > bounding_radius(a) + bounding_radius(b)
+
+
+def test_motion_direction_matches_the_track():
+    for s in sample_scenes(100, seed=3, split="all"):
+        for o in s.objects:
+            dx, dy = np.subtract(o.end, o.start)
+            expected = {"right": dx > 0 and dy == 0, "left": dx < 0 and dy == 0, "down": dy > 0 and dx == 0,
+                        "up": dy < 0 and dx == 0, "still": dx == 0 and dy == 0}
+            assert expected[o.motion], (o.motion, dx, dy)
+
+
+def test_camera_path_moves_the_window_with_the_camera():
+    base = sample_scenes(1, seed=0)[0]
+
+    def path(camera):
+        return camera_path(SceneTruth(base.objects, camera, base.pattern, base.tint, 64, 64, 17, 8.0, base.seed))
+
+    centers, _, _ = path("pan right")
+    assert centers[-1, 0] > centers[0, 0] and centers[-1, 1] == centers[0, 1]
+    centers, _, _ = path("tilt up")
+    assert centers[-1, 1] < centers[0, 1]
+    _, scales, _ = path("zoom in")
+    assert scales[-1] < scales[0]  # a smaller window magnifies
+    centers, scales, angles = path("static shot")
+    assert np.ptp(centers) == 0 and np.ptp(scales) == 0 and np.ptp(angles) == 0
+
+
+def test_truth_round_trips_through_json():
+    for s in sample_scenes(20, WorldConfig(multi_object_fraction=0.5), seed=4):
+        assert SceneTruth.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+def test_caption_and_prompt_are_consistent_with_the_truth():
+    for s in sample_scenes(80, WorldConfig(multi_object_fraction=0.5), seed=8, split="all"):
+        caption = scene_caption(s)
+        Caption.model_validate_json(caption.model_dump_json())  # valid against the one schema
+        assert caption.camera_motion is not None and caption.camera_motion.type == s.camera
+        assert caption.camera_motion.confidence == 1.0
+        assert s.background == caption.background
+        spec = parse_prompt(caption_to_prompt(caption))
+        assert spec.objects == tuple(o.triple for o in s.objects)
+        assert spec.camera == s.camera
+
+
+def test_default_prompt_reads_like_a_sentence():
+    s = scene_for([("red", "circle", "right")], "static shot", WorldConfig(), seed=0)
+    caption = scene_caption(s)
+    assert caption.short_description == "a red circle moves to the right"
+    assert caption_to_prompt(caption).startswith("a red circle moves to the right. background: ")
+
+
+def test_images_name_no_motion_or_camera():
+    s = sample_scenes(1, WorldConfig(frames=1), seed=0)[0]
+    caption = scene_caption(s)
+    assert caption.camera_motion is None
+    assert parse_prompt(caption.short_description).objects[0][2] is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"frames": 16}, "4k\\+1"), ({"height": 8}, "16x16"), ({"colors": ("pink",)}, "subset"), ({"multi_object_fraction": 2.0}, "\\[0, 1\\]")],
+)
+def test_bad_world_configs_get_one_clear_sentence(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        WorldConfig(**kwargs)
+
+
+def test_scene_for_rejects_what_cannot_be_rendered():
+    with pytest.raises(ValueError, match="camera motion 'around left'"):
+        scene_for([("red", "circle", "right")], "around left", WorldConfig(), seed=0)
+    with pytest.raises(ValueError, match="unknown object"):
+        scene_for([("pink", "circle", "right")], "static shot", WorldConfig(), seed=0)
+    with pytest.raises(ValueError, match="names no toy-world object"):
+        parse_prompt("a cat on a mat")
