@@ -94,6 +94,7 @@ def write_manifest(dataset: str | os.PathLike, df: pd.DataFrame) -> Path:
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a manifest is meant to be shared
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
