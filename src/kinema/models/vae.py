@@ -27,6 +27,22 @@ from torch import Tensor, nn
 
 from kinema.models.tiling import TilingConfig, tiled_decode, tiled_encode
 
+# Activations are kept channels-last (B, T, H, W, C in memory): oneDNN's 3D convolutions run up to
+# 25% faster on it at this model's widths (measured on CPU). Every op below preserves the layout.
+_LAYOUT = torch.channels_last_3d
+
+
+def _conv3d(x: Tensor, conv: nn.Conv3d) -> Tensor:
+    """`conv(x)` (no padding), sent to oneDNN on CPU whatever the input size.
+
+    PyTorch's dispatch heuristic (written for 2D) sends batch-1 inputs with B·C·T·H ≤ 20480, and
+    1×1×1 kernels on one thread, to a native conv3d that is 2–5× slower; at toy scale that is every
+    convolution of the model. Same math, same autograd; other devices use the module as is.
+    """
+    if x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
+        return torch.ops.aten.mkldnn_convolution(x, conv.weight, conv.bias, [0, 0, 0], list(conv.stride), [1, 1, 1], 1)
+    return conv(x)
+
 
 @dataclass(frozen=True)
 class VAEConfig:
@@ -93,7 +109,7 @@ class CausalConv3d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.padding[-2]:
             x = F.pad(x, self.padding, mode="replicate")
-        return self.conv(x)
+        return _conv3d(x, self.conv)
 
 
 class ResnetBlock(nn.Module):
@@ -157,7 +173,7 @@ class MidBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.resnets[0](x)
         for attention in self.attentions:
-            x = attention(x).contiguous()
+            x = attention(x)
         return self.resnets[1](x)
 
 
@@ -185,14 +201,14 @@ class Upsample(nn.Module):
         self.conv = CausalConv3d(channels, channels, 3)
 
     def forward(self, x: Tensor) -> Tensor:
-        ft, fh, fw = self.factor
-        b, c, t, h, w = x.shape
-        if ft > 1 and t > 1:
-            # Repeat frames 1.. ft times, frame 0 once: (B, C, 1 + ft·(T−1), H, W). One gather, no concat.
-            index = torch.arange(t, device=x.device).repeat_interleave(ft)[ft - 1 :]
-            x = x.index_select(2, index)
-        x = x[:, :, :, :, None, :, None].expand(b, c, x.shape[2], h, fh, w, fw)  # (B, C, T', H, fh, W, fw)
-        return self.conv(x.reshape(b, c, -1, h * fh, w * fw))
+        ft = self.factor[0]
+        if ft > 1 and x.shape[2] > 1:
+            # Upsample every frame in time too, then drop frame 0's extra copy: frames 0, 1, 1, 2, 2, ...
+            # (the reference's split/upsample/concat, with one copy fewer; the view stays channels-last).
+            x = F.interpolate(x, scale_factor=self.factor, mode="nearest")[:, :, ft - 1 :]
+        else:
+            x = F.interpolate(x, scale_factor=(1, *self.factor[1:]), mode="nearest")
+        return self.conv(x)
 
 
 class DownBlock(nn.Module):
@@ -239,11 +255,11 @@ class Encoder(nn.Module):
         self.conv_out = CausalConv3d(widths[-1], 2 * cfg.latent_channels, 3)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.conv_in(x)
+        x = self.conv_in(x.contiguous(memory_format=_LAYOUT))
         for block in self.down_blocks:
             x = block(x)
         x = self.mid_block(x)
-        return self.conv_out(F.silu(self.conv_norm_out(x), inplace=True))
+        return self.conv_out(F.silu(self.conv_norm_out(x), inplace=True)).contiguous()
 
 
 class Decoder(nn.Module):
@@ -263,10 +279,10 @@ class Decoder(nn.Module):
         self.conv_out = CausalConv3d(widths[-1], cfg.out_channels, 3)
 
     def forward(self, z: Tensor) -> Tensor:
-        x = self.mid_block(self.conv_in(z))
+        x = self.mid_block(self.conv_in(z.contiguous(memory_format=_LAYOUT)))
         for block in self.up_blocks:
             x = block(x)
-        return self.conv_out(F.silu(self.conv_norm_out(x), inplace=True))
+        return self.conv_out(F.silu(self.conv_norm_out(x), inplace=True)).contiguous()
 
 
 @dataclass(frozen=True)
@@ -322,10 +338,10 @@ class CausalVAE(nn.Module):
         self.post_quant_conv = nn.Conv3d(cfg.latent_channels, cfg.latent_channels, 1)
 
     def _encode_moments(self, video: Tensor) -> Tensor:
-        return self.quant_conv(self.encoder(video))
+        return _conv3d(self.encoder(video), self.quant_conv)
 
     def _decode_latents(self, latents: Tensor) -> Tensor:
-        return self.decoder(self.post_quant_conv(latents))
+        return self.decoder(_conv3d(latents, self.post_quant_conv))
 
     def encode(self, video: Tensor) -> DiagonalGaussian:
         """Encode (B, C_in, 4k+1, H, W) video in [−1, 1], H and W multiples of 8, into its posterior.
