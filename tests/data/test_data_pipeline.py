@@ -21,8 +21,8 @@ from kinema.cli import main
 from kinema.data import io as data_io
 from kinema.data.analyze import process_video
 from kinema.data.config import load_config
-from kinema.data.manifest import COLUMNS, read_manifest
-from kinema.data.pipeline import PARTS_DIR, curate
+from kinema.data.manifest import COLUMNS, media_path, read_manifest
+from kinema.data.pipeline import PARTS_DIR, collect_inputs, curate
 from kinema.data.synthetic import write_video
 
 from conftest import FPS, scene  # noqa: E402  (tests/data/conftest.py)
@@ -36,6 +36,14 @@ def _config():
         sampling=dataclasses.replace(cfg.sampling, start_window=0.25),
         clusters=2,
     )
+
+
+def _config_file(folder: Path) -> Path:
+    """The shipped config with the test settings of `_config`, as a file for the CLI."""
+    text = Path(load_config.__globals__["default_config_path"]()).read_text().replace("min_length: 2.0", "min_length: 1.0")
+    path = folder / "cfg.yaml"
+    path.write_text(text.replace("clusters: 16", "clusters: 2").replace("start_window: 1.0", "start_window: 0.25"))
+    return path
 
 
 def _write_audio(path: Path) -> None:
@@ -136,6 +144,35 @@ def test_cli_exit_codes_and_stats(dataset, videos, tmp_path, capsys):
     assert main(["curate", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
 
 
+def test_relative_inputs_give_paths_that_resolve_from_any_directory(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    (work / "raw").mkdir(parents=True)
+    (work / "ds" / "media").mkdir(parents=True)
+    write_video(str(work / "raw" / "outside.mp4"), scene("pan left", 2.4, 31), FPS)
+    write_video(str(work / "ds" / "media" / "inside.mp4"), scene("tilt up", 2.4, 32), FPS)
+    cfg = _config_file(tmp_path)
+    monkeypatch.chdir(work)
+    assert main(["curate", "raw/outside.mp4", "ds/media", "--out", "ds", "--workers", "1", "--config", str(cfg)]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # what `kinema caption ds` or a trainer started elsewhere sees
+    df = read_manifest(work / "ds")
+    videos = df[df["kind"] == "video"]
+    # Outside the dataset folder: absolute; inside it: relative to the folder.
+    assert set(videos["path"]) == {str(work / "raw" / "outside.mp4"), "media/inside.mp4"}
+    assert set(videos["source"]) == {str(work / "raw" / "outside.mp4"), str(work / "ds" / "media" / "inside.mp4")}
+    assert (df["kind"] == "image").any()
+    assert all(media_path(work / "ds", p).is_file() for p in df["path"])
+
+
+def test_relative_entries_of_a_list_file_are_read_against_its_folder(tmp_path, monkeypatch):
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "lists" / "paths.txt").write_text("# clips\na.mp4\n\n")
+    monkeypatch.chdir(tmp_path)
+    assert collect_inputs(["lists/paths.txt", "lists/a.mp4"]) == [str(tmp_path / "lists" / "a.mp4")]
+
+
 def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("id").reset_index(drop=True)
 
@@ -145,10 +182,7 @@ def test_kill_and_resume_gives_the_uninterrupted_manifest(videos, dataset, tmp_p
     out = tmp_path / "resumed"
     cmd = [sys.executable, "-m", "kinema", "curate", str(videos), "--out", str(out), "--workers", "1"]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
-    cfg = tmp_path / "cfg.yaml"
-    text = Path(load_config.__globals__["default_config_path"]()).read_text().replace("min_length: 2.0", "min_length: 1.0")
-    cfg.write_text(text.replace("clusters: 16", "clusters: 2").replace("start_window: 1.0", "start_window: 0.25"))
-    cmd += ["--config", str(cfg)]
+    cmd += ["--config", str(_config_file(tmp_path))]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / PARTS_DIR).is_dir() or not any((out / PARTS_DIR).glob("*.parquet")):

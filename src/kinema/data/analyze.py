@@ -6,7 +6,8 @@ read becomes a single row with an `error`; shots shorter than the minimum become
 bucket are assigned later, once the whole dataset is known (deduplication needs all clips).
 
 Measurement columns (for captioners and filters; units in kinema/configs/curate.yaml):
-    source              the input video path as given
+    source              absolute path of the input video (`path` is the same, relative to the
+                        dataset folder when the video lies inside it)
     shot_index          position of the clip in its video
     start_frame         frame index of the (sharpest) start frame in the source
     start_sharpness     Laplacian variance of that frame at analysis size

@@ -53,22 +53,35 @@ class CurateSummary:
 def collect_inputs(inputs: Iterable[str | os.PathLike]) -> list[str]:
     """Expand files, folders (recursively, by video extension) and .txt lists of paths.
 
+    Every source comes back as an absolute path, so clip ids and the manifest do not depend on the
+    directory the command ran in. Relative entries of a .txt list are taken relative to the list's
+    own folder.
+
     Raises:
         FileNotFoundError: if an input does not exist.
     """
     found: list[str] = []
     for item in inputs:
-        p = Path(item)
+        p = Path(os.path.abspath(item))
         if p.is_dir():
             found.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
         elif p.is_file() and p.suffix.lower() == ".txt":
             lines = [ln.strip() for ln in p.read_text().splitlines()]
-            found.extend(ln for ln in lines if ln and not ln.startswith("#"))
+            found.extend(os.path.abspath(p.parent / ln) for ln in lines if ln and not ln.startswith("#"))
         elif p.is_file():
             found.append(str(p))
         else:
-            raise FileNotFoundError(f"input {p} does not exist")
+            raise FileNotFoundError(f"input {item} does not exist")
     return list(dict.fromkeys(found))  # unique, in order
+
+
+def dataset_path(source: str, out: Path) -> str:
+    """A source's `path` in the manifest: relative to the dataset folder `out` when inside it, else absolute.
+
+    Both forms are what `kinema.data.manifest.media_path` resolves, from any working directory.
+    """
+    source_abs, out_abs = Path(os.path.abspath(source)), Path(os.path.abspath(out))
+    return source_abs.relative_to(out_abs).as_posix() if source_abs.is_relative_to(out_abs) else str(source_abs)
 
 
 def part_path(out: Path, source: str) -> Path:
@@ -185,6 +198,7 @@ def build_manifest(sources: list[str], out: Path, config: CurateConfig, write_im
     if df.empty:
         return df
     df = df.sort_values(["source", "shot_index", "start"], kind="stable").reset_index(drop=True)
+    df["path"] = df["source"].map(lambda s: dataset_path(s, out))
     for col, default in (("duplicate_of", ""), ("cluster", -1), ("cluster_size", 0), ("stage_reasons", "[]")):
         df[col] = default
     measured = df.index[df["reject_reason"] == ""].to_numpy()
@@ -273,7 +287,7 @@ def curate(
             or a cluster address.
         write_images: extract the image sets' start frames as JPEG files.
     """
-    out = Path(out)
+    out = Path(os.path.abspath(out))
     sources = collect_inputs(inputs)
     if not sources:
         raise ValueError("no videos found in the inputs (looked for files with extensions " + ", ".join(sorted(VIDEO_EXTENSIONS)) + ")")
