@@ -5,7 +5,7 @@ Pipeline per batch of scenes (all the same T, H, W):
    view window (`scene.camera_path`) with one affine warp per frame;
 2. objects: anti-aliased coverage from signed distance functions, computed for all objects of one
    shape at once, in (N, T, P, P) patches around them;
-3. composite: objects painted over the background in order.
+3. composite: objects blended over the background in order, in the patches only (uint8 frames).
 
 Shape legend: N scenes, T frames, H height, W width, P patch side.
 """
@@ -58,7 +58,7 @@ class ToySample:
 
 
 def background_canvas(scene: SceneTruth) -> np.ndarray:
-    """The scene's textured canvas: (ceil(CANVAS*H), ceil(CANVAS*W), 3) float32 RGB in [0, 255].
+    """The scene's textured canvas: (ceil(CANVAS*H), ceil(CANVAS*W), 3) uint8 RGB.
 
     Smooth noise at two scales everywhere (texture the camera classifier can track) plus the pattern.
     Values stay in about [50, 180] and saturation low, so no background pixel looks like an object.
@@ -86,11 +86,11 @@ def background_canvas(scene: SceneTruth) -> np.ndarray:
         value += np.where(mortar, 30.0, -5.0)
     tint = np.asarray(TINTS[scene.tint], np.float32)
     canvas = tint[None, None, :] + value[..., None] * (0.75 + 0.25 * tint / tint.mean())[None, None, :]
-    return np.clip(canvas, 0.0, 255.0)
+    return np.clip(np.rint(canvas), 0.0, 255.0).astype(np.uint8)
 
 
 def render_background(scene: SceneTruth) -> np.ndarray:
-    """(T, H, W, 3) float32 background as the camera sees it."""
+    """(T, H, W, 3) uint8 background as the camera sees it."""
     canvas = background_canvas(scene)
     centers, scales, angles = camera_path(scene)
     h, w = scene.height, scene.width
@@ -162,8 +162,8 @@ def object_coverage(shape: str, centers: np.ndarray, radii: np.ndarray, origins:
     return np.clip(0.5 - sdf, 0.0, 1.0)
 
 
-def _paint(video: np.ndarray, idx: np.ndarray, objects: Sequence[ObjectTruth]) -> None:
-    """Paint same-shaped objects, one per scene `idx[k]` of `video` (n, T, H, W, 3), in place.
+def _paint(video: np.ndarray, idx: Sequence[int], objects: Sequence[ObjectTruth]) -> None:
+    """Paint same-shaped objects, one into each clip `video[idx[k]]` of (N, T, H, W, 3) uint8, in place.
 
     Coverage is computed only in a patch around each object (objects stay inside the frame, so a patch
     of side 2 * reach + 3 around the rounded centre, shifted to lie inside the frame, holds all of it).
@@ -175,17 +175,13 @@ def _paint(video: np.ndarray, idx: np.ndarray, objects: Sequence[ObjectTruth]) -
     origins[..., 0] = np.clip(origins[..., 0], 0, W - patch)
     origins[..., 1] = np.clip(origins[..., 1], 0, H - patch)
     alpha = object_coverage(objects[0].shape, centers, np.array([o.radius for o in objects]), origins, patch)[..., None]
-    colors = np.array([COLORS[o.color] for o in objects], np.float32)[:, None, None, None, :]  # (n, 1, 1, 1, 3)
-    # Index arrays (n, T, P, P) addressing each patch pixel in the frames.
-    n = len(objects)
-    grid = np.arange(patch)
-    ii = idx[:, None, None, None]
-    tt = np.arange(T)[None, :, None, None]
-    yy = origins[..., 1, None, None] + grid[None, None, :, None]
-    xx = origins[..., 0, None, None] + grid[None, None, None, :]
-    ii, tt, yy, xx = np.broadcast_arrays(ii, tt, yy, xx)
-    assert ii.shape == (n, T, patch, patch)
-    video[ii, tt, yy, xx] = video[ii, tt, yy, xx] * (1.0 - alpha) + colors * alpha
+    for k, (i, obj) in enumerate(zip(idx, objects)):
+        color = np.asarray(COLORS[obj.color], np.float32)
+        for t in range(T):
+            x0, y0 = origins[k, t]
+            view = video[i, t, y0 : y0 + patch, x0 : x0 + patch]  # (P, P, 3)
+            a = alpha[k, t]  # (P, P, 1)
+            view[:] = np.rint(view * (1.0 - a) + color * a).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------------------------- rendering
@@ -196,7 +192,7 @@ def render_batch(scenes: Sequence[SceneTruth], chunk: int = 64) -> np.ndarray:
 
     Args:
         scenes: N scenes with equal (frames, height, width).
-        chunk: scenes per vectorised block (bounds memory: ~chunk * T * H * W * 16 bytes).
+        chunk: scenes whose objects' coverage is computed in one vectorised block (bounds memory).
 
     Returns:
         (N, T, H, W, 3) uint8 RGB.
@@ -211,16 +207,16 @@ def render_batch(scenes: Sequence[SceneTruth], chunk: int = 64) -> np.ndarray:
         raise ValueError(f"scenes in one batch must share (frames, height, width); got {sorted(dims)}")
     T, H, W = dims.pop()
     out = np.empty((len(scenes), T, H, W, 3), np.uint8)
+    for k, scene in enumerate(scenes):
+        out[k] = render_background(scene)
     for lo in range(0, len(scenes), chunk):
-        block = scenes[lo : lo + chunk]
-        video = np.stack([render_background(s) for s in block])  # (n, T, H, W, 3)
-        depth = max(len(s.objects) for s in block)
+        block = range(lo, min(lo + chunk, len(scenes)))
+        depth = max(len(scenes[k].objects) for k in block)
         for layer in range(depth):  # paint object 0 first, so later objects lie on top
-            members = [(i, s.objects[layer]) for i, s in enumerate(block) if len(s.objects) > layer]
+            members = [(k, scenes[k].objects[layer]) for k in block if len(scenes[k].objects) > layer]
             for shape in sorted({o.shape for _, o in members}):
-                group = [(i, o) for i, o in members if o.shape == shape]
-                _paint(video, np.array([i for i, _ in group]), [o for _, o in group])
-        out[lo : lo + len(block)] = np.clip(np.rint(video), 0, 255).astype(np.uint8)
+                group = [(k, o) for k, o in members if o.shape == shape]
+                _paint(out, [k for k, _ in group], [o for _, o in group])
     return out
 
 
