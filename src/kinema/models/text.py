@@ -111,7 +111,9 @@ class MiniLMConfig:
         if self.max_length < 1:
             raise ValueError(f"MiniLMConfig.max_length must be positive, got {self.max_length}")
         if self.context_length < self.max_length:
-            raise ValueError(f"MiniLMConfig.context_length ({self.context_length}) must be >= max_length ({self.max_length})")
+            raise ValueError(
+                f"MiniLMConfig.context_length ({self.context_length}) must be >= max_length ({self.max_length})"
+            )
 
 
 class MiniLMEncoder(nn.Module):
@@ -321,7 +323,9 @@ def build_text_encoder(
     Raises:
         FileNotFoundError: if the name is neither a known name nor an existing folder.
     """
-    toy = MiniLMConfig() if max_length is None else MiniLMConfig(max_length=max_length, context_length=max(128, max_length))
+    toy = MiniLMConfig()
+    if max_length is not None:
+        toy = MiniLMConfig(max_length=max_length, context_length=max(toy.context_length, max_length))
     if name_or_path.lower() in TOY_NAMES:
         return MiniLMEncoder(toy)
     folder = Path(name_or_path)

@@ -125,7 +125,8 @@ class AdherenceReport:
         for attr in ATTRIBUTES:
             cells = ["n/a" if math.isnan(r[attr]) else f"{100 * r[attr]:.1f}%" for r in results]
             lines.append(f"{attr:<10}" + "".join(f"{c:>12}" for c in cells))
-        lines.append(f"{'videos':<10}" + "".join(f"{sum(1 for c in self.cases if f is None or c.held_out == f):>12}" for _, f in groups))
+        counts = [sum(1 for c in self.cases if flag is None or c.held_out == flag) for _, flag in groups]
+        lines.append(f"{'videos':<10}" + "".join(f"{n:>12}" for n in counts))
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -169,7 +170,9 @@ def evaluate(
     return report
 
 
-def contact_sheet(videos: Sequence[np.ndarray], labels: Sequence[str], path: str | os.PathLike, columns: int = 5, zoom: int = 2) -> Path:
+def contact_sheet(
+    videos: Sequence[np.ndarray], labels: Sequence[str], path: str | os.PathLike, columns: int = 5, zoom: int = 2
+) -> Path:
     """Write a PNG with one row per video: a label line above `columns` evenly spaced frames.
 
     Args:

@@ -60,9 +60,12 @@ def scene_caption(scene: SceneTruth) -> Caption:
     for o in scene.objects:
         action = _PATH_PHRASES[o.motion] if video else "is shown"
         sentences.append(f"A {o.size} {o.color} {o.shape} {action}.")
-    sentences.append(f"The {'shapes are' if len(scene.objects) > 1 else 'shape is'} flat and evenly colored, in front of {scene.background}.")
+    subject = "shapes are" if len(scene.objects) > 1 else "shape is"
+    sentences.append(f"The {subject} flat and evenly colored, in front of {scene.background}.")
     if video:
-        sentences.append(f"The {camera_phrase(scene.camera).removeprefix('the ')}." if scene.camera not in ("static shot", "handheld shot") else f"The shot uses a {camera_phrase(scene.camera)}.")
+        phrase = camera_phrase(scene.camera)  # "the camera pans left" or "static camera"
+        steady = scene.camera in ("static shot", "handheld shot")
+        sentences.append(f"The shot uses a {phrase}." if steady else f"{phrase[0].upper()}{phrase[1:]}.")
     largest = max(scene.objects, key=lambda o: o.radius)
     moving = video and (scene.camera != "static shot" or any(o.motion != "still" for o in scene.objects))
     return Caption(

@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(--videos), a pipeline checkpoint (--checkpoint), or the renderer itself (--ground-truth).",
     )
     source = a.add_mutually_exclusive_group(required=True)
-    source.add_argument("--videos", metavar="DIR", help="dataset folder with manifest.parquet (truth or prompt columns)")
+    source.add_argument("--videos", metavar="DIR",
+                        help="dataset folder with manifest.parquet (truth or prompt columns)")
     source.add_argument("--checkpoint", metavar="DIR", help="kinema pipeline folder to generate with")
     source.add_argument("--ground-truth", action="store_true", help="render each prompt exactly (judge self-check)")
     a.add_argument("-n", "--num", type=int, default=48, help="prompts to generate (default 48; not with --videos)")
@@ -77,7 +78,9 @@ def _world(args: argparse.Namespace, multi_fraction: float = 0.2) -> WorldConfig
     from kinema.toyworld.scene import WorldConfig
 
     height, width = parse_size(args.size)
-    return WorldConfig(height=height, width=width, frames=args.frames, fps=args.fps, multi_object_fraction=multi_fraction)
+    return WorldConfig(
+        height=height, width=width, frames=args.frames, fps=args.fps, multi_object_fraction=multi_fraction
+    )
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -104,7 +107,8 @@ def _checkpoint_generator(checkpoint: str, device: str, steps: int | None, confi
     pipe = Pipeline.from_pretrained(checkpoint, device=device)
 
     def generate(prompt: str, seed: int) -> np.ndarray:
-        return pipe(prompt, seed=seed, steps=steps, frames=config.frames, height=config.height, width=config.width).frames
+        video = pipe(prompt, seed=seed, steps=steps, frames=config.frames, height=config.height, width=config.width)
+        return video.frames
 
     return generate
 

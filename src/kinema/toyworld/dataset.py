@@ -1,8 +1,7 @@
 """Write toy-world renders as a dataset in the one dataset format (`kinema.data.manifest`).
 
 `render_dataset(out, n, ...)` writes `videos/<id>.mp4` (H.264, 4:4:4 chroma, via PyAV; still images as
-PNG) and
-`manifest.parquet` with the contract columns plus the ground truth:
+PNG) and `manifest.parquet` with the contract columns plus the ground truth:
 
     truth      JSON of `SceneTruth.to_dict()` (enough to render the clip again)
     prompt     caption_to_prompt(caption), the deterministic full prompt
@@ -86,7 +85,9 @@ def read_media(path: str | os.PathLike) -> np.ndarray:
     return np.stack(frames)
 
 
-def manifest_row(truth: SceneTruth, caption_json: str, prompt: str, rel_path: str, id_: str, split: str, stage: int) -> dict:
+def manifest_row(
+    truth: SceneTruth, caption_json: str, prompt: str, rel_path: str, id_: str, split: str, stage: int
+) -> dict:
     """One manifest row for a rendered scene."""
     first = truth.objects[0]
     return {

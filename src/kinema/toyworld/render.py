@@ -96,7 +96,8 @@ def render_background(scene: SceneTruth) -> np.ndarray:
     h, w = scene.height, scene.width
     # Inverse maps frame -> canvas: rotate and scale about the frame centre, then move to the window centre.
     a = np.radians(angles)
-    rot = scales[:, None, None] * np.stack([np.cos(a), -np.sin(a), np.sin(a), np.cos(a)], 1).reshape(-1, 2, 2)  # (T, 2, 2)
+    rot = np.stack([np.cos(a), -np.sin(a), np.sin(a), np.cos(a)], 1).reshape(-1, 2, 2)  # (T, 2, 2)
+    rot = scales[:, None, None] * rot
     offset = centers - rot @ np.array([(w - 1) / 2, (h - 1) / 2])  # (T, 2)
     maps = np.concatenate([rot, offset[:, :, None]], 2)  # (T, 2, 3)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
@@ -225,7 +226,9 @@ def render(scene: SceneTruth) -> np.ndarray:
     return render_batch([scene])[0]
 
 
-def render_samples(n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "train", start: int = 0) -> list[ToySample]:
+def render_samples(
+    n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "train", start: int = 0
+) -> list[ToySample]:
     """Draw and render scenes start .. start+n-1 with their captions and prompts (see `sample_scenes`)."""
     scenes = sample_scenes(n, config, seed, split, start)
     videos = render_batch(scenes) if scenes else []

@@ -20,7 +20,7 @@ contain; the "heldout" split renders only them, to measure generalisation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Literal
 
@@ -133,7 +133,11 @@ class SceneTruth:
         """A JSON-ready dict (tuples become lists)."""
         d = {k: getattr(self, k) for k in ("camera", "pattern", "tint", "height", "width", "frames", "fps", "seed")}
         d["objects"] = [
-            {**{k: getattr(o, k) for k in ("color", "shape", "size", "motion", "radius")}, "start": list(o.start), "end": list(o.end)}
+            {
+                **{k: getattr(o, k) for k in ("color", "shape", "size", "motion", "radius")},
+                "start": list(o.start),
+                "end": list(o.end),
+            }
             for o in self.objects
         ]
         return d
@@ -142,10 +146,15 @@ class SceneTruth:
     def from_dict(cls, d: dict) -> SceneTruth:
         """Inverse of `to_dict`."""
         objects = tuple(
-            ObjectTruth(o["color"], o["shape"], o["size"], o["motion"], tuple(o["start"]), tuple(o["end"]), float(o["radius"]))
+            ObjectTruth(
+                o["color"], o["shape"], o["size"], o["motion"], tuple(o["start"]), tuple(o["end"]), float(o["radius"])
+            )
             for o in d["objects"]
         )
-        return cls(objects, d["camera"], d["pattern"], d["tint"], int(d["height"]), int(d["width"]), int(d["frames"]), float(d["fps"]), int(d["seed"]))
+        return cls(
+            objects, d["camera"], d["pattern"], d["tint"],
+            int(d["height"]), int(d["width"]), int(d["frames"]), float(d["fps"]), int(d["seed"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -173,7 +182,7 @@ class WorldConfig:
     motions: tuple[str, ...] = MOTIONS
     cameras: tuple[str, ...] = CAMERAS
     sizes: tuple[str, ...] = tuple(SIZES)
-    patterns: tuple[str, ...] = field(default=PATTERNS)
+    patterns: tuple[str, ...] = PATTERNS
 
     def __post_init__(self) -> None:
         if self.height < 16 or self.width < 16:
@@ -184,21 +193,30 @@ class WorldConfig:
             raise ValueError(f"multi_object_fraction must be in [0, 1], got {self.multi_object_fraction}")
         if not 2 <= self.max_objects <= 3:
             raise ValueError(f"max_objects must be 2 or 3, got {self.max_objects}")
-        for name, allowed in (("colors", COLORS), ("shapes", SHAPES), ("motions", MOTIONS), ("cameras", CAMERAS), ("sizes", SIZES), ("patterns", PATTERNS)):
+        vocabulary = {
+            "colors": COLORS, "shapes": SHAPES, "motions": MOTIONS,
+            "cameras": CAMERAS, "sizes": SIZES, "patterns": PATTERNS,
+        }
+        for name, allowed in vocabulary.items():
             chosen = getattr(self, name)
             unknown = [v for v in chosen if v not in allowed]
             if not chosen or unknown:
-                raise ValueError(f"WorldConfig.{name} must be a non-empty subset of {list(allowed)}, got {list(chosen)}")
+                raise ValueError(
+                    f"WorldConfig.{name} must be a non-empty subset of {list(allowed)}, got {list(chosen)}"
+                )
         if self.multi_object_fraction > 0 and len(self.colors) < 2:
             raise ValueError("multi-object scenes need at least two colors (objects in a scene differ in color)")
 
     @property
     def held_out(self) -> tuple[tuple[str, str, str], ...]:
         """The held-out triples this vocabulary can draw (sorted)."""
-        return tuple(sorted(t for t in HELD_OUT if t[0] in self.colors and t[1] in self.shapes and t[2] in self.motions))
+        drawable = (t for t in HELD_OUT if t[0] in self.colors and t[1] in self.shapes and t[2] in self.motions)
+        return tuple(sorted(drawable))
 
 
-def _place(rng: np.random.Generator, motion: str, bound: float, config: WorldConfig) -> tuple[tuple[float, float], tuple[float, float]]:
+def _place(
+    rng: np.random.Generator, motion: str, bound: float, config: WorldConfig
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Start and end centre of an object of bounding radius `bound` that stays inside the frame."""
     h, w = config.height, config.width
     dx = {"right": OBJECT_TRAVEL * w, "left": -OBJECT_TRAVEL * w}.get(motion, 0.0)
@@ -229,7 +247,10 @@ def bounding_radius(obj: ObjectTruth) -> float:
     return obj.radius * SHAPE_REACH[obj.shape]
 
 
-def _draw_triple(rng: np.random.Generator, config: WorldConfig, split: Split, used_colors: set[str]) -> tuple[str, str, str]:
+def _draw_triple(
+    rng: np.random.Generator, config: WorldConfig, split: Split, used_colors: set[str]
+) -> tuple[str, str, str]:
+    """A color x shape x motion triple for the split, with a color not yet used in the scene."""
     motions = config.motions if config.frames > 1 else ("still",)
     if split == "heldout":
         pool = [t for t in config.held_out if t[0] not in used_colors and t[2] in motions]
@@ -238,7 +259,11 @@ def _draw_triple(rng: np.random.Generator, config: WorldConfig, split: Split, us
         return pool[rng.integers(len(pool))]
     for _ in range(1000):
         colors = [c for c in config.colors if c not in used_colors]
-        t = (colors[rng.integers(len(colors))], config.shapes[rng.integers(len(config.shapes))], motions[rng.integers(len(motions))])
+        t = (
+            colors[rng.integers(len(colors))],
+            config.shapes[rng.integers(len(config.shapes))],
+            motions[rng.integers(len(motions))],
+        )
         if split == "all" or t not in HELD_OUT:
             return t
     raise ValueError("the configured vocabulary has only held-out combinations; nothing can be drawn for training")
@@ -295,7 +320,10 @@ def scene_for(objects: Sequence[tuple[str, str, str]], camera: str, config: Worl
     rng = np.random.default_rng([seed, 3])
     for color, shape, motion in objects:
         if color not in COLORS or shape not in SHAPES or motion not in MOTIONS:
-            raise ValueError(f"unknown object ({color}, {shape}, {motion}); expected colors {list(COLORS)}, shapes {list(SHAPES)}, motions {list(MOTIONS)}")
+            raise ValueError(
+                f"unknown object ({color}, {shape}, {motion}); expected colors {list(COLORS)}, "
+                f"shapes {list(SHAPES)}, motions {list(MOTIONS)}"
+            )
     if camera not in CAMERAS:
         raise ValueError(f"the toy world cannot render the camera motion {camera!r}; it renders {list(CAMERAS)}")
     sizes = config.sizes if len(objects) == 1 else tuple(s for s in config.sizes if s != "large") or config.sizes
@@ -310,7 +338,9 @@ def scene_for(objects: Sequence[tuple[str, str, str]], camera: str, config: Worl
                 placed.append(obj)
                 break
         else:
-            raise ValueError(f"cannot place {len(objects)} objects without overlap in a {config.height}x{config.width} frame")
+            raise ValueError(
+                f"cannot place {len(objects)} objects without overlap in a {config.height}x{config.width} frame"
+            )
     return SceneTruth(
         objects=tuple(placed),
         camera=camera,
@@ -324,7 +354,9 @@ def scene_for(objects: Sequence[tuple[str, str, str]], camera: str, config: Worl
     )
 
 
-def sample_scenes(n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "train", start: int = 0) -> list[SceneTruth]:
+def sample_scenes(
+    n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "train", start: int = 0
+) -> list[SceneTruth]:
     """Draw scenes start .. start+n-1; scene i depends only on (seed, split, i, config), not on n."""
     config = config or WorldConfig()
     salt = {"train": 0, "heldout": 1, "all": 2}[split]
