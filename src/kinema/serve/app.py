@@ -160,17 +160,20 @@ def create_app(service: Service) -> FastAPI:
     async def create_video(body: VideoGenerationRequest, request: Request) -> dict[str, object]:
         """Create a generation task; poll it with /v1/query/video_generation."""
         who = owner(request)
-        if not service.create_limit.allow(who):
-            raise APIError(RATE_LIMITED, f"rate limit triggered: more than {config.create_rpm} video generations "
-                                         "per minute for this key, please try again later")
         try:
             params = generation_params(body, model, config)
         except InvalidParams as e:
             raise APIError(INVALID_PARAMS, f"invalid params, {e}") from None
         if body.callback_url is not None:
             problem = callbacks.check_callback_url(body.callback_url, config.callback_hosts)
-            if problem is None:
-                problem = await callbacks.handshake(service.http, body.callback_url, config.callback_timeout_s)
+            if problem is not None:
+                raise APIError(INVALID_PARAMS, f"invalid params, {problem}")
+        # Counted after validation: the limit is on generations (and on callback handshakes, which cost a request).
+        if not service.create_limit.allow(who):
+            raise APIError(RATE_LIMITED, f"rate limit triggered: more than {config.create_rpm} video generations "
+                                         "per minute for this key, please try again later")
+        if body.callback_url is not None:
+            problem = await callbacks.handshake(service.http, body.callback_url, config.callback_timeout_s)
             if problem is not None:
                 raise APIError(INVALID_PARAMS, f"invalid params, {problem}")
         try:
