@@ -296,7 +296,7 @@ class DiagonalGaussian:
     def from_moments(cls, moments: Tensor) -> DiagonalGaussian:
         """Split (B, 2Z, T, H, W) moments into mean and log-variance (clamped to [−30, 20] as in the reference)."""
         mean, logvar = moments.chunk(2, dim=1)
-        return cls(mean, logvar.clamp(-30.0, 20.0))
+        return cls(mean.contiguous(), logvar.clamp(-30.0, 20.0))
 
     def mode(self) -> Tensor:
         return self.mean
