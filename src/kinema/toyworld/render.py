@@ -35,6 +35,8 @@ from kinema.toyworld.scene import (
     sample_scenes,
 )
 
+BACKGROUND_MIN, BACKGROUND_MAX = 30, 200  # background value range (the judge's white starts at 217)
+
 # Regular polygons and stars as (points, outer reach, inner/outer radius ratio, tip angle in degrees).
 # Reaches match `scene.SHAPE_REACH`, chosen so the four shapes look about equally big.
 _POLYGONS: dict[str, tuple[int, float, float, float]] = {
@@ -61,7 +63,7 @@ def background_canvas(scene: SceneTruth) -> np.ndarray:
     """The scene's textured canvas: (ceil(CANVAS*H), ceil(CANVAS*W), 3) uint8 RGB.
 
     Smooth noise at two scales everywhere (texture the camera classifier can track) plus the pattern.
-    Values stay in about [50, 180] and saturation low, so no background pixel looks like an object.
+    Values stay in [30, 200] and saturation low, so no background pixel looks like an object.
     """
     rng = np.random.default_rng([scene.seed, 1])
     ch, cw = math.ceil(CANVAS * scene.height), math.ceil(CANVAS * scene.width)
@@ -86,7 +88,8 @@ def background_canvas(scene: SceneTruth) -> np.ndarray:
         value += np.where(mortar, 30.0, -5.0)
     tint = np.asarray(TINTS[scene.tint], np.float32)
     canvas = tint[None, None, :] + value[..., None] * (0.75 + 0.25 * tint / tint.mean())[None, None, :]
-    return np.clip(np.rint(canvas), 0.0, 255.0).astype(np.uint8)
+    # Clamped so no background pixel can pass for "white" (value >= 0.85) or for a vivid color.
+    return np.clip(np.rint(canvas), BACKGROUND_MIN, BACKGROUND_MAX).astype(np.uint8)
 
 
 def render_background(scene: SceneTruth) -> np.ndarray:
