@@ -207,10 +207,11 @@ class TaskStore:
             (waiting,) = db.execute("SELECT count(*) FROM tasks WHERE status = 'Queueing'").fetchone()
             if waiting >= max_queue:
                 raise QueueFull(f"{waiting} tasks are waiting; try again later")
-            for _ in range(100):  # two ids drawn in the same millisecond may collide
+            for _ in range(100):  # ids drawn in the same millisecond may collide; keep all ids distinct
                 task_id, file_id = new_id(), new_id()
                 clash = db.execute(
-                    "SELECT 1 FROM tasks WHERE task_id = ? OR file_id = ?", (str(task_id), file_id)
+                    "SELECT 1 FROM tasks WHERE task_id IN (?, ?) OR file_id IN (?, ?)",
+                    (str(task_id), str(file_id), task_id, file_id),
                 ).fetchone()
                 if clash is None and task_id != file_id:
                     break
@@ -235,7 +236,7 @@ class TaskStore:
     def recent(self, owner: str, limit: int) -> list[Task]:
         """The owner's newest tasks, newest first."""
         rows = self._db.execute(
-            "SELECT * FROM tasks WHERE owner = ? ORDER BY created_at DESC, task_id DESC LIMIT ?", (owner, limit)
+            "SELECT * FROM tasks WHERE owner = ? ORDER BY created_at DESC, rowid DESC LIMIT ?", (owner, limit)
         ).fetchall()
         return [_task(r) for r in rows]
 
@@ -253,7 +254,7 @@ class TaskStore:
             row = db.execute(
                 "UPDATE tasks SET status = 'Preparing', attempts = attempts + 1, worker = ?, claim = ?, "
                 "updated_at = ? WHERE task_id = (SELECT task_id FROM tasks WHERE status = 'Queueing' "
-                "ORDER BY created_at, task_id LIMIT 1) RETURNING *",
+                "ORDER BY created_at, rowid LIMIT 1) RETURNING *",
                 (worker, token, now),
             ).fetchone()
             if row is None:
@@ -347,7 +348,7 @@ class TaskStore:
     def runs(self, task_id: str | None = None) -> list[Run]:
         """The run log (one row per claim), oldest first."""
         where, args = ("WHERE task_id = ?", (task_id,)) if task_id is not None else ("", ())
-        rows = self._db.execute(f"SELECT * FROM runs {where} ORDER BY started_at, claim", args).fetchall()
+        rows = self._db.execute(f"SELECT * FROM runs {where} ORDER BY started_at, rowid", args).fetchall()
         return [Run(**dict(r)) for r in rows]
 
     @staticmethod
