@@ -3,6 +3,7 @@ latter with tiny random models built here and checked against diffusers' Hunyuan
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -196,3 +197,35 @@ def test_minilm_encoder_from_a_sentence_encoder_folder(monkeypatch_module):
 
     encoder = build_text_encoder(str(minilm_path()), max_length=8)
     assert isinstance(encoder, MiniLMEncoder) and encoder.encode(PROMPTS[:1]).states.shape == (1, 8, 384)
+
+
+def test_build_text_encoder_reads_the_official_layout(hunyuan_folder, tmp_path):
+    """Tencent's ckpts/: text_encoder/ a LlamaForCausalLM and text_encoder_2/ a full CLIP model, each with
+    its tokenizer inside the model folder."""
+    import shutil
+
+    from transformers import AutoModel, CLIPConfig, CLIPModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1)
+    llm_cfg = LlamaConfig.from_pretrained(hunyuan_folder / "text_encoder")
+    causal = LlamaForCausalLM(llm_cfg)
+    causal.save_pretrained(tmp_path / "text_encoder")
+    shutil.copytree(hunyuan_folder / "tokenizer", tmp_path / "text_encoder", dirs_exist_ok=True)
+    text_cfg = AutoModel.from_pretrained(hunyuan_folder / "text_encoder_2").config
+    vision = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "image_size": 8, "patch_size": 4}
+    clip = CLIPModel(CLIPConfig(text_config=text_cfg.to_dict(), vision_config=vision, projection_dim=8))
+    clip.save_pretrained(tmp_path / "text_encoder_2")
+    shutil.copytree(hunyuan_folder / "tokenizer_2", tmp_path / "text_encoder_2", dirs_exist_ok=True)
+
+    encoder = build_text_encoder(str(tmp_path), max_length=16)
+    assert encoder.crop_start == 95  # the reference's, for the Llama-3 tokenizer; this tiny one measures its own
+    encoder = HunyuanTextEncoder(dataclasses.replace(encoder.config, crop_start=None))
+    emb = encoder.encode(PROMPTS[:2])
+    # The causal LM's backbone and the CLIP model's text tower are what was loaded.
+    ids = encoder.tokenizer([encoder.config.template.format(PROMPTS[0])], return_tensors="pt")
+    hidden = causal.model(**ids, output_hidden_states=True).hidden_states[-3][0, encoder.crop_start :]
+    n = int(emb.mask[0].sum())
+    torch.testing.assert_close(emb.states[0, :n], hidden[:n], atol=1e-5, rtol=1e-4)
+    clip_ids = encoder.clip_tokenizer(PROMPTS[:2], max_length=77, padding="max_length", return_tensors="pt").input_ids
+    torch.testing.assert_close(emb.pooled, clip.text_model(input_ids=clip_ids).pooler_output, atol=1e-5, rtol=1e-4)
