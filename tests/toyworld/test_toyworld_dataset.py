@@ -56,11 +56,16 @@ def test_rendering_again_gives_the_same_dataset(dataset, tmp_path):
     assert a["id"].tolist() == b["id"].tolist() and a["truth"].tolist() == b["truth"].tolist()
 
 
-def test_images_are_written_as_png(tmp_path):
+def test_images_are_written_as_png_and_buckets_accumulate_with_append(tmp_path):
     render_dataset(tmp_path, 2, WorldConfig(frames=1), seed=0)
     df = read_manifest(tmp_path)
     assert (df["kind"] == "image").all() and df["path"].str.endswith(".png").all()
     assert np.asarray(Image.open(media_path(tmp_path, df["path"][0]))).shape == (64, 64, 3)
+    render_dataset(tmp_path, 2, WorldConfig(frames=5), seed=0, append=True)
+    render_dataset(tmp_path, 2, WorldConfig(frames=5), seed=0, append=True)  # same ids: replaced, not doubled
+    assert sorted(read_manifest(tmp_path)["bucket"]) == ["64x64x1", "64x64x1", "64x64x5", "64x64x5"]
+    render_dataset(tmp_path, 1, WorldConfig(frames=5), seed=0)  # without append the manifest is replaced
+    assert len(read_manifest(tmp_path)) == 1
 
 
 def test_adherence_of_a_rendered_dataset_is_perfect(dataset, tmp_path):

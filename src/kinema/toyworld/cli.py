@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train: no held-out combination (default); heldout: only held-out ones; all: anything")
     r.add_argument("--multi-fraction", type=float, default=0.2, help="share of multi-object scenes (default 0.2)")
     r.add_argument("--stage", type=int, default=0, help="value of the manifest's stage column (default 0)")
+    r.add_argument("--append", action="store_true",
+                   help="add to OUT's existing manifest instead of replacing it (e.g. another size or frame count)")
     r.set_defaults(run=run_render)
 
     ev = sub.add_parser("eval", help="evaluate a model", description="Evaluate a model or a folder of videos.")
@@ -93,7 +95,9 @@ def run_render(args: argparse.Namespace) -> int:
         raise UsageError(f"N must be at least 1, got {args.n}")
     config = _world(args, args.multi_fraction)
     start = time.perf_counter()
-    manifest = render_dataset(args.out, args.n, config, seed=args.seed, split=args.split, stage=args.stage)
+    manifest = render_dataset(
+        args.out, args.n, config, seed=args.seed, split=args.split, stage=args.stage, append=args.append
+    )
     print(f"wrote {args.n} clips and {manifest} in {time.perf_counter() - start:.1f} s")
     return 0
 

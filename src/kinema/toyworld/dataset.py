@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from kinema.data.manifest import clip_id, read_manifest, write_manifest
+from kinema.data.manifest import MANIFEST_NAME, clip_id, read_manifest, write_manifest
 from kinema.toyworld.render import render_samples
 from kinema.toyworld.scene import SceneTruth, Split, WorldConfig
 
@@ -125,6 +125,7 @@ def render_dataset(
     split: Split = "train",
     stage: int = 0,
     chunk: int = 256,
+    append: bool = False,
 ) -> Path:
     """Render `n` scenes into a dataset folder and write its manifest.
 
@@ -140,6 +141,8 @@ def render_dataset(
         split: "train" (no held-out triple), "heldout" (only held-out triples) or "all".
         stage: the `stage` column: highest training stage the clips qualify for.
         chunk: scenes rendered per batch (bounds memory).
+        append: keep the rows of an existing manifest in `out` (rows with the same id are replaced), so
+            one dataset can hold several buckets: e.g. images, 17-frame clips and other aspect ratios.
 
     Returns:
         The manifest path.
@@ -164,7 +167,11 @@ def render_dataset(
                 rel = f"videos/{id_}.png"
                 Image.fromarray(sample.video[0]).save(folder / rel)
             rows.append(manifest_row(truth, sample.caption.model_dump_json(), sample.prompt, rel, id_, split, stage))
-    return write_manifest(folder, pd.DataFrame(rows))
+    df = pd.DataFrame(rows)
+    if append and (folder / MANIFEST_NAME).is_file():
+        old = read_manifest(folder)
+        df = pd.concat([old[~old["id"].isin(df["id"])], df], ignore_index=True)
+    return write_manifest(folder, df)
 
 
 def read_truths(dataset: str | os.PathLike) -> tuple[pd.DataFrame, list[SceneTruth | None]]:
