@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="which combinations the prompts use (default heldout)")
     _world_options(a)
     a.add_argument("--steps", type=int, default=None, help="sampling steps (--checkpoint; default: the checkpoint's)")
+    a.add_argument("--shift", type=float, default=None, help="schedule time shift (--checkpoint)")
+    a.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (--checkpoint)")
+    a.add_argument("--guidance", type=float, default=None, help="embedded guidance (--checkpoint, distilled models)")
     a.add_argument("--device", default="cpu", help="torch device for --checkpoint (default cpu)")
     a.add_argument("--out", default="outputs/adherence", help="report folder (default outputs/adherence)")
     a.set_defaults(run=run_adherence)
@@ -102,8 +105,17 @@ def run_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkpoint_generator(checkpoint: str, device: str, steps: int | None, config: WorldConfig) -> Generator:
-    """`generate(prompt, seed)` with a kinema pipeline at the world's frame count and size."""
+def _checkpoint_generator(
+    checkpoint: str,
+    device: str,
+    config: WorldConfig,
+    steps: int | None,
+    shift: float | None,
+    cfg_scale: float | None,
+    guidance: float | None,
+) -> Generator:
+    """`generate(prompt, seed)` with a kinema pipeline at the world's frame count and size; sampling
+    options left None take the checkpoint's defaults."""
     import numpy as np
 
     from kinema.pipeline import Pipeline
@@ -111,7 +123,10 @@ def _checkpoint_generator(checkpoint: str, device: str, steps: int | None, confi
     pipe = Pipeline.from_pretrained(checkpoint, device=device)
 
     def generate(prompt: str, seed: int) -> np.ndarray:
-        video = pipe(prompt, seed=seed, steps=steps, frames=config.frames, height=config.height, width=config.width)
+        video = pipe(
+            prompt, seed=seed, steps=steps, shift=shift, cfg_scale=cfg_scale, guidance=guidance,
+            frames=config.frames, height=config.height, width=config.width,
+        )
         return video.frames
 
     return generate
@@ -131,7 +146,9 @@ def run_adherence(args: argparse.Namespace) -> int:
         if args.ground_truth:
             generate = ground_truth_generator(config)
         else:
-            generate = _checkpoint_generator(args.checkpoint, args.device, args.steps, config)
+            generate = _checkpoint_generator(
+                args.checkpoint, args.device, config, args.steps, args.shift, args.cfg_scale, args.guidance
+            )
     report = evaluate(generate, cases)
     summary, sheet = write_report(report, args.out)
     print(report.table())
