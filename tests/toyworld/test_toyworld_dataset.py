@@ -99,6 +99,9 @@ def test_a_generator_returning_the_wrong_thing_gets_a_clear_error():
 def test_cli_render_and_eval(tmp_path, capsys):
     assert main(["toyworld", "render", "3", str(tmp_path / "ds"), "--size", "64x48", "--frames", "5", "--seed", "1"]) == 0
     assert read_manifest(tmp_path / "ds")["bucket"].eq("48x64x5").all()
+    assert main(["toyworld", "render", "4", str(tmp_path / "ds2"), "--colors", "red, blue", "--cameras", "static shot"]) == 0
+    df = read_manifest(tmp_path / "ds2")
+    assert set(df["color"]) <= {"red", "blue"} and set(df["camera_motion"]) == {"static shot"}
     assert main(["eval", "adherence", "--videos", str(tmp_path / "ds"), "--out", str(tmp_path / "rep")]) == 0
     assert "color" in capsys.readouterr().out
     assert (tmp_path / "rep" / "adherence.png").is_file()
@@ -111,6 +114,7 @@ def test_cli_render_and_eval(tmp_path, capsys):
         (["toyworld", "render", "0", "OUT"], "N must be at least 1"),
         (["toyworld", "render", "2", "OUT", "--size", "8"], "--size"),
         (["toyworld", "render", "2", "OUT", "--frames", "6"], "4k\\+1"),
+        (["toyworld", "render", "2", "OUT", "--cameras", "pan up"], "WorldConfig.cameras must be a non-empty subset"),
         (["eval", "adherence", "--videos", "NOPE"], "no dataset manifest"),
     ],
 )

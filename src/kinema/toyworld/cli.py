@@ -63,6 +63,10 @@ def _world_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=17, help="frames per clip, 4k+1 (default 17; 1 = images)")
     p.add_argument("--fps", type=float, default=8.0, help="frame rate (default 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--colors", help="comma-separated subset of the colors (default: all)")
+    p.add_argument("--shapes", help="comma-separated subset of the shapes (default: all)")
+    p.add_argument("--motions", help="comma-separated subset of the object motions (default: all)")
+    p.add_argument("--cameras", help='comma-separated subset of the camera motions, e.g. "static shot,pan left"')
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -83,8 +87,14 @@ def _world(args: argparse.Namespace, multi_fraction: float = 0.2) -> WorldConfig
     from kinema.toyworld.scene import WorldConfig
 
     height, width = parse_size(args.size)
+    vocabulary = {
+        name: tuple(v.strip() for v in getattr(args, name).split(",") if v.strip())
+        for name in ("colors", "shapes", "motions", "cameras")
+        if getattr(args, name)
+    }
     return WorldConfig(
-        height=height, width=width, frames=args.frames, fps=args.fps, multi_object_fraction=multi_fraction
+        height=height, width=width, frames=args.frames, fps=args.fps, multi_object_fraction=multi_fraction,
+        **vocabulary,
     )
 
 
