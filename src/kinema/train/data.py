@@ -105,64 +105,63 @@ def sample_windows(
 
 @dataclass
 class LatentBucket:
-    """Cached VAE posteriors of same-shaped samples (one aspect-ratio × frame-count bucket)."""
+    """Cached VAE posteriors of every clip fitted to one aspect-ratio × frame-count bucket."""
 
     mean: Tensor  # (N, C, T, H, W) unscaled
     std: Tensor  # (N, C, T, H, W)
-    captions: list[str]
 
 
-class LatentCache:
-    """Posterior moments of every training sample, grouped by bucket name ("HxWxT"), on disk and in memory.
+@dataclass
+class PromptCache:
+    """K encoded prompt variants per clip (different caption fields dropped), and the empty prompt.
 
-    Images are 1-frame samples (the causal VAE encodes a lone frame as an image).
+    Encoding text costs about a third of a toy DiT step on a CPU, so it is done once, up front.
     """
 
-    def __init__(self, buckets: dict[str, LatentBucket]) -> None:
-        self.buckets = buckets
+    states: Tensor  # (N, K, L, D)
+    mask: Tensor  # (N, K, L) bool
+    pooled: Tensor  # (N, K, P)
+    empty_states: Tensor  # (L, D)
+    empty_mask: Tensor  # (L,)
+    empty_pooled: Tensor  # (P,)
+
+
+@dataclass
+class LatentCache:
+    """Everything a DiT step reads, precomputed: latents per bucket and text per clip, aligned by clip index."""
+
+    buckets: dict[str, LatentBucket]
+    prompts: PromptCache
 
     def save(self, path: Path) -> None:
         from safetensors.torch import save_file
-        import json
 
-        tensors = {}
-        for name, b in self.buckets.items():
-            tensors[f"{name}/mean"] = b.mean.contiguous()
-            tensors[f"{name}/std"] = b.std.contiguous()
-        captions = {name: b.captions for name, b in self.buckets.items()}
+        tensors = {f"{name}/{k}": getattr(b, k).contiguous() for name, b in self.buckets.items() for k in ("mean", "std")}
+        tensors.update({f"prompts/{k}": v.contiguous() for k, v in vars(self.prompts).items()})
         tmp = path.with_suffix(".tmp")
-        save_file(tensors, tmp, metadata={"captions": json.dumps(captions)})
+        save_file(tensors, tmp)
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> LatentCache:
-        import json
+        from safetensors.torch import load_file
 
-        from safetensors import safe_open
-
-        with safe_open(path, "pt") as f:
-            captions = json.loads(f.metadata()["captions"])
-            buckets = {
-                name: LatentBucket(f.get_tensor(f"{name}/mean"), f.get_tensor(f"{name}/std"), caps)
-                for name, caps in captions.items()
-            }
-        return cls(buckets)
+        tensors = load_file(path)
+        names = sorted({k.split("/")[0] for k in tensors if not k.startswith("prompts/")})
+        buckets = {n: LatentBucket(tensors[f"{n}/mean"], tensors[f"{n}/std"]) for n in names}
+        prompts = PromptCache(**{k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("prompts/")})
+        return cls(buckets, prompts)
 
 
 @torch.no_grad()
-def encode_buckets(
-    vae: torch.nn.Module, samples: dict[str, tuple[np.ndarray, list[str]]], batch: int = 16
-) -> LatentCache:
-    """Encode {bucket: ((N, T, H, W, 3) uint8, captions)} with the VAE into a LatentCache."""
-    buckets = {}
-    for name, (videos, captions) in samples.items():
-        means, stds = [], []
-        for i in tqdm(range(0, len(videos), batch), desc=f"encode {name}", unit="batch", leave=False):
-            posterior = vae.encode(to_model_range(videos[i : i + batch]))
-            means.append(posterior.mean)
-            stds.append(torch.exp(0.5 * posterior.logvar))
-        buckets[name] = LatentBucket(torch.cat(means), torch.cat(stds), captions)
-    return LatentCache(buckets)
+def encode_bucket(vae: torch.nn.Module, videos: np.ndarray, name: str, batch: int = 16) -> LatentBucket:
+    """Encode (N, T, H, W, 3) uint8 videos with the VAE into posterior moments."""
+    means, stds = [], []
+    for i in tqdm(range(0, len(videos), batch), desc=f"encode {name}", unit="batch", leave=False):
+        posterior = vae.encode(to_model_range(videos[i : i + batch]))
+        means.append(posterior.mean)
+        stds.append(torch.exp(0.5 * posterior.logvar))
+    return LatentBucket(torch.cat(means), torch.cat(stds))
 
 
 def bucket_name(height: int, width: int, frames: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def lr_at(step: int, base: float, warmup: int) -> float:
 
 
 class Logger:
-    """A progress bar plus TensorBoard scalars, on rank 0 only."""
+    """A progress bar, TensorBoard scalars and `metrics.jsonl` (one line per step), on rank 0 only."""
 
     def __init__(self, run_dir: Path, total: int, start: int, desc: str, rank: int = 0) -> None:
         self.enabled = rank == 0
@@ -31,12 +32,15 @@ class Logger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        self.metrics = (run_dir / "metrics.jsonl").open("a") if self.enabled else None
         self.last = time.perf_counter()
 
     def step(self, step: int, scalars: dict[str, float], every: int = 10) -> None:
         if not self.enabled:
             return
         self.bar.update(1)
+        self.metrics.write(json.dumps({"step": step, **scalars}) + "\n")
+        self.metrics.flush()
         if step % every == 0:
             now = time.perf_counter()
             scalars = {**scalars, "sec_per_step": (now - self.last) / every}
@@ -49,3 +53,4 @@ class Logger:
         if self.enabled:
             self.bar.close()
             self.writer.close()
+            self.metrics.close()

@@ -1,0 +1,307 @@
+"""Training the diffusion transformer with flow matching, in progressive stages over buckets.
+
+    kinema train configs/toy/dit.yaml [--resume]
+
+Skeleton: setup (latent cache, text encoder, model) -> loop over stages -> checkpoint -> export a
+pipeline folder (dit/, vae/, pipeline.json) that `kinema generate` loads.
+
+Each stage lists aspect-ratio × frame-count buckets (height × width × frames in pixels; frames 1 =
+images, which the causal VAE encodes alone). Every micro-batch comes from one bucket; with
+`grad_accum` > 1 the micro-batches of one optimizer step cycle through the stage's buckets, so every
+global batch mixes scales (HunyuanVideo §4.3's mixed-scale training) without padding.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from kinema.caption.schema import Caption, PromptDropout, caption_to_prompt
+from kinema.flow import TimeSampler, flow_matching_loss, noisy_inputs
+from kinema.models.checkpoints import load_vae
+from kinema.models.sizes import build_dit
+from kinema.models.text import TextEmbedding, build_text_encoder
+from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, save_checkpoint, step_generator
+from kinema.train.data import Clip, LatentCache, PromptCache, bucket_name, encode_bucket, load_clips
+from kinema.train.recipe import load_recipe
+from kinema.train.runtime import Logger, lr_at, set_threads
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Samples of `height` × `width` pixels and `frames` frames (1: images), drawn with relative `weight`."""
+
+    height: int
+    width: int
+    frames: int
+    batch_size: int
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.height % 16 or self.width % 16:
+            raise ValueError(f"bucket sizes must be multiples of 16, got {self.height}×{self.width}")
+        if (self.frames - 1) % 4:
+            raise ValueError(f"bucket frames must be 4k+1 (1 for images), got {self.frames}")
+
+    @property
+    def name(self) -> str:
+        return bucket_name(self.height, self.width, self.frames)
+
+
+@dataclass(frozen=True)
+class DiTStage:
+    name: str
+    steps: int
+    buckets: list[Bucket]
+    grad_accum: int = 1
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.grad_accum < 1 or not self.buckets:
+            raise ValueError(f"stage {self.name!r} needs steps ≥ 1, grad_accum ≥ 1 and at least one bucket")
+
+
+@dataclass(frozen=True)
+class TimeRecipe:
+    kind: Literal["uniform", "logit_normal"] = "logit_normal"
+    mean: float = 0.0
+    std: float = 1.0
+    shift: float = 1.0
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """What `kinema generate` uses for this checkpoint unless told otherwise."""
+
+    steps: int = 50
+    shift: float = 7.0
+    cfg_scale: float = 1.0
+    guidance: float | None = None  # embedded guidance, for guidance-distilled models
+    frames: int = 17
+    height: int = 64
+    width: int = 64
+    fps: float = 8.0
+
+
+@dataclass(frozen=True)
+class DiTRecipe:
+    """A DiT training run."""
+
+    run_dir: str
+    dataset: str
+    vae: str
+    stages: list[DiTStage]
+    model: str = "toy"
+    text_encoder: str = "minilm"
+    output: str | None = None
+    lr: float = 3e-4
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float | None = 0.999
+    time: TimeRecipe = field(default_factory=TimeRecipe)
+    text_dropout: float = 0.1
+    prompt_variants: int = 4  # cached prompts per clip: the full one, then random field dropout
+    seed: int = 0
+    max_clips: int | None = None
+    checkpoint_every: int = 250
+    log_every: int = 10
+    threads: int | None = None
+    gradient_checkpointing: bool = False
+    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise ValueError("a DiT recipe needs at least one stage")
+        if self.prompt_variants < 1:
+            raise ValueError(f"prompt_variants must be at least 1, got {self.prompt_variants}")
+        if not 0.0 <= self.text_dropout < 1.0:
+            raise ValueError(f"text_dropout must be in [0, 1), got {self.text_dropout}")
+
+    @property
+    def total_steps(self) -> int:
+        return sum(s.steps for s in self.stages)
+
+    def stage_at(self, step: int) -> DiTStage:
+        for stage in self.stages:
+            if step < stage.steps:
+                return stage
+            step -= stage.steps
+        return self.stages[-1]
+
+
+def fit_to_bucket(video: np.ndarray, bucket: Bucket) -> np.ndarray:
+    """Resize (area) so the frames cover the bucket, centre-crop, keep the first `frames` frames.
+
+    (T, H, W, 3) uint8 -> (frames, height, width, 3) uint8.
+    """
+    t, h, w = video.shape[:3]
+    if t < bucket.frames:
+        raise ValueError(f"a clip of {t} frames cannot fill a {bucket.frames}-frame bucket")
+    scale = max(bucket.height / h, bucket.width / w)
+    rh, rw = max(bucket.height, round(h * scale)), max(bucket.width, round(w * scale))
+    y0, x0 = (rh - bucket.height) // 2, (rw - bucket.width) // 2
+    out = np.empty((bucket.frames, bucket.height, bucket.width, 3), dtype=np.uint8)
+    for i in range(bucket.frames):
+        frame = video[i] if (rh, rw) == (h, w) else cv2.resize(video[i], (rw, rh), interpolation=cv2.INTER_AREA)
+        out[i] = frame[y0 : y0 + bucket.height, x0 : x0 + bucket.width]
+    return out
+
+
+def prompt_variants(caption_json: str, k: int, rng: random.Random) -> list[str]:
+    """K training prompts for one caption: the full prompt, then variants with fields dropped at random."""
+    caption = Caption.model_validate_json(caption_json)
+    dropout = PromptDropout()
+    return [caption_to_prompt(caption)] + [caption_to_prompt(caption, dropout, rng) for _ in range(k - 1)]
+
+
+def encode_prompts(encoder: object, prompts: list[str], batch: int = 64) -> TextEmbedding:
+    parts = [encoder.encode(prompts[i : i + batch]) for i in tqdm(range(0, len(prompts), batch), desc="encode text", leave=False)]
+    return TextEmbedding(*(torch.cat([getattr(p, f) for p in parts]) for f in ("states", "mask", "pooled")))
+
+
+@torch.no_grad()
+def build_latent_cache(recipe: DiTRecipe, clips: list[Clip], vae: torch.nn.Module) -> LatentCache:
+    """Encode every clip into every bucket the recipe uses, and K prompt variants per clip."""
+    buckets = {b.name: b for stage in recipe.stages for b in stage.buckets}
+    latents = {
+        name: encode_bucket(vae, np.stack([fit_to_bucket(c.video, b) for c in clips]), name)
+        for name, b in buckets.items()
+    }
+    rng = random.Random(recipe.seed)
+    k = recipe.prompt_variants
+    texts = [p for c in clips for p in prompt_variants(c.caption, k, rng)]
+    encoder = build_text_encoder(recipe.text_encoder)
+    emb = encode_prompts(encoder, texts + [""])
+    n = len(clips)
+    prompts = PromptCache(
+        states=emb.states[:-1].reshape(n, k, *emb.states.shape[1:]),
+        mask=emb.mask[:-1].reshape(n, k, -1),
+        pooled=emb.pooled[:-1].reshape(n, k, -1),
+        empty_states=emb.states[-1], empty_mask=emb.mask[-1], empty_pooled=emb.pooled[-1],
+    )
+    return LatentCache(latents, prompts)
+
+
+class DiTTrainer:
+    """State and one optimisation step of a DiT run; `train_dit` drives it."""
+
+    def __init__(self, recipe: DiTRecipe, cache: LatentCache, vae_scale: float) -> None:
+        self.recipe = recipe
+        self.cache = cache
+        self.scale = vae_scale
+        torch.manual_seed(recipe.seed)
+        self.model = build_dit(recipe.model).train()
+        self.model.gradient_checkpointing = recipe.gradient_checkpointing
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.99)
+        )
+        self.ema = EMA(self.model, recipe.ema_decay) if recipe.ema_decay else None
+        self.time = TimeSampler(recipe.time.kind, recipe.time.mean, recipe.time.std, recipe.time.shift)
+
+    def text(self, idx: Tensor, g: torch.Generator) -> TextEmbedding:
+        """A random cached prompt variant per sample; the empty prompt with probability text_dropout (for CFG)."""
+        p = self.cache.prompts
+        variant = torch.randint(p.states.shape[1], (len(idx),), generator=g)
+        drop = torch.rand(len(idx), generator=g) < self.recipe.text_dropout  # (B,)
+        states = torch.where(drop[:, None, None], p.empty_states, p.states[idx, variant])  # (B, L, D)
+        mask = torch.where(drop[:, None], p.empty_mask, p.mask[idx, variant])  # (B, L)
+        pooled = torch.where(drop[:, None], p.empty_pooled, p.pooled[idx, variant])  # (B, P)
+        return TextEmbedding(states, mask, pooled)
+
+    def micro_batch_loss(self, bucket: Bucket, g: torch.Generator) -> Tensor:
+        data = self.cache.buckets[bucket.name]
+        idx = torch.randint(len(data.mean), (bucket.batch_size,), generator=g)
+        latents = (data.mean[idx] + data.std[idx] * torch.randn(data.mean[idx].shape, generator=g)) * self.scale
+        text = self.text(idx, g)
+        t = self.time.sample(bucket.batch_size, g)
+        x_t, noise = noisy_inputs(latents, t, g)
+        velocity = self.model(x_t, t * 1000, text.states, text.mask, text.pooled)
+        return flow_matching_loss(velocity, latents, noise)
+
+    def step(self, step: int) -> dict[str, float]:
+        """One optimizer step: `grad_accum` micro-batches, all randomness from (seed, step)."""
+        stage = self.recipe.stage_at(step)
+        g = step_generator(self.recipe.seed, step)
+        weights = torch.tensor([b.weight for b in stage.buckets])
+        first = int(torch.multinomial(weights, 1, generator=g))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(step, self.recipe.lr, self.recipe.warmup)
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for k in range(stage.grad_accum):
+            bucket = stage.buckets[(first + k) % len(stage.buckets)]  # cycle: every global batch mixes buckets
+            loss = self.micro_batch_loss(bucket, g) / stage.grad_accum
+            loss.backward()
+            total += loss.item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return {"loss": total, "grad_norm": grad_norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+
+
+def train_dit(recipe: DiTRecipe, resume: bool = False, recipe_path: Path | None = None, max_steps: int | None = None) -> Path | None:
+    """Run (or resume) a DiT recipe. Returns the exported pipeline folder once the run is complete.
+
+    `max_steps` stops early (after checkpointing) without exporting, e.g. to split a run over sessions.
+    """
+    set_threads(recipe.threads)
+    run_dir = Path(recipe.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if recipe_path is not None:
+        shutil.copyfile(recipe_path, run_dir / "recipe.yaml")
+
+    # 1. Setup: the frozen VAE encodes every clip into every bucket once (latent caching).
+    vae = load_vae(recipe.vae)
+    cache_path = run_dir / "latents.safetensors"
+    if cache_path.is_file():
+        cache = LatentCache.load(cache_path)
+    else:
+        with torch.no_grad():
+            cache = build_latent_cache(recipe, load_clips(recipe.dataset, limit=recipe.max_clips), vae)
+        cache.save(cache_path)
+    trainer = DiTTrainer(recipe, cache, vae.cfg.scaling_factor)
+    step = 0
+    found = latest_checkpoint(run_dir) if resume else None
+    if found is not None:
+        step = load_checkpoint(found, trainer.model, trainer.optimizer, trainer.ema)["step"]
+        print(f"resumed {run_dir} at step {step} from {found.name}")
+    stop = recipe.total_steps if max_steps is None else min(recipe.total_steps, max_steps)
+    log = Logger(run_dir, recipe.total_steps, step, "train")
+
+    # 2. Loop.
+    while step < stop:
+        scalars = trainer.step(step)
+        step += 1
+        log.step(step, scalars, every=recipe.log_every)
+        if step % recipe.checkpoint_every == 0 or step == stop:
+            save_checkpoint(run_dir, step, trainer.model, trainer.optimizer, trainer.ema, {"kind": "dit"})
+    log.close()
+    if step < recipe.total_steps:
+        return None
+
+    # 3. Export the pipeline: EMA weights, the VAE, the text encoder name and sampling defaults.
+    from kinema.pipeline import save_pipeline
+
+    model = trainer.model.eval()
+    if trainer.ema is not None:
+        trainer.ema.copy_to(model)
+    output = Path(recipe.output) if recipe.output else run_dir / "pipeline"
+    save_pipeline(output, model, vae, recipe.text_encoder, recipe.sampling)
+    print(f"wrote {output}")
+    return output
+
+
+def main_train_dit(config: str, resume: bool, max_steps: int | None = None) -> int:
+    recipe = load_recipe(DiTRecipe, config)
+    train_dit(recipe, resume=resume, recipe_path=Path(config), max_steps=max_steps)
+    return 0
