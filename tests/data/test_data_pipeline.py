@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -94,6 +95,42 @@ def test_manifest_has_contract_columns_and_measurements(dataset):
     assert len(kept) >= 1 and (kept["bucket"] != "").all()
     images = df[df["kind"] == "image"]
     assert len(images) >= 1 and all((dataset / p).is_file() for p in images["path"])
+
+
+def test_clip_measurements_match_the_ground_truth(dataset):
+    df = read_manifest(dataset)
+    cuts = df[(df["kind"] == "video") & (df["source"].str.endswith("a_cuts.mp4"))].sort_values("shot_index")
+    assert cuts["camera_motion"].tolist() == ["pan left", "static shot", "zoom in"]
+    assert (cuts["text_area"] < 0.005).all() and (cuts["border_fraction"] == 0).all()
+
+
+def test_subtitles_inside_letterbox_bars_are_measured_on_the_content(tmp_path):
+    import cv2
+
+    frames = scene("pan left", 2.4, 22).copy()
+    frames[:, :34] = 0
+    frames[:, -34:] = 0
+    for f in frames:
+        cv2.putText(f, "Where are you going tonight?", (50, 222), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2)
+    rows = process_video(write_video(str(tmp_path / "subtitled.mp4"), frames, FPS), _config())
+    assert len(rows) == 1 and rows[0]["error"] == ""
+    assert rows[0]["crop_y0"] == pytest.approx(34 / 270, abs=2 / 270)
+    assert rows[0]["crop_y1"] == pytest.approx(1 - 34 / 270, abs=2 / 270)
+    assert rows[0]["text_area"] > 0.03
+
+
+def test_progress_bar_reports_videos_clips_throughput_and_eta(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i, motion in enumerate(("pan left", "tilt up")):
+        write_video(str(raw / f"{i}.mp4"), scene(motion, 2.4, 50 + i), FPS)
+    config = dataclasses.replace(_config(), ocr=dataclasses.replace(_config().ocr, enabled=False))
+    curate([raw], tmp_path / "out", config, workers=1, write_images=False, progress=True)
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    # e.g. "100%|##########| 2/2 [00:01<00:00,  1.71video/s, clips=2, speed=4.1x realtime]"
+    match = re.search(r"2/2 \[\d+:\d\d<\d+:\d\d, .*video/s, clips=(\d+), speed=([\d.]+)x realtime\]", bar)
+    assert match, bar
+    assert int(match.group(1)) == 2 and float(match.group(2)) > 0
 
 
 def test_each_bad_file_becomes_one_row_with_a_clear_error(dataset):

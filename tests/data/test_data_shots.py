@@ -13,7 +13,7 @@ def _shots(path: str, config: ShotConfig):
     splitter = ShotSplitter(info.fps, config)
     shots = []
     for frame in decode(info):
-        shots += splitter.push(frame.index, frame.time, frame.detect)
+        shots += splitter.push(frame.index, frame.time, frame.small)
     return shots + splitter.finish(), splitter
 
 

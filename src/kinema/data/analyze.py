@@ -34,12 +34,13 @@ import numpy as np
 from kinema.data.camera import CameraConfig, estimate_global_motion, scores_from_motion
 from kinema.data.config import CurateConfig
 from kinema.data.embed import embed_clip
-from kinema.data.filters.borders import detect_borders
+from kinema.data.filters.borders import CropBox, detect_borders
 from kinema.data.filters.motion import motion_speed
+from kinema.data.filters.ocr import text_area
 from kinema.data.filters.quality import dominant_colors, measure_quality
 from kinema.data.filters.watermark import watermark_score
 from kinema.data.frames import laplacian_variance, sharpest_frame
-from kinema.data.io import MediaError, VideoInfo, decode, probe
+from kinema.data.io import DecodePlan, MediaError, VideoInfo, decode, probe
 from kinema.data.manifest import clip_id
 from kinema.data.scorers import learned_score
 from kinema.data.shots import Shot, ShotSplitter
@@ -49,9 +50,16 @@ from kinema.caption.schema import CAMERA_MOTIONS
 
 @dataclass(frozen=True)
 class _Samples:
-    frames: np.ndarray  # (S, H, W, 3) uint8 RGB
+    frames: np.ndarray  # (S, h, w, 3) uint8 RGB at sampling.side
     times: np.ndarray  # (S,) seconds
     indices: np.ndarray  # (S,) source frame index
+    ocr: np.ndarray  # (O, H', W', 3) uint8 RGB at ocr.side, O >= 0
+    ocr_times: np.ndarray  # (O,) seconds
+
+
+def _spread(count: int, n: int) -> np.ndarray:
+    """At most `n` indices into range(count), evenly spread, ascending and unique."""
+    return np.unique(np.linspace(0, count - 1, min(n, count)).round().astype(int))
 
 
 def _base_row(source: str) -> dict:
@@ -76,31 +84,26 @@ def measure_clip(samples: _Samples, clip_end: float, config: CurateConfig) -> di
     window = min(config.sampling.start_window, max(0.0, clip_end - times[0] - config.shots.min_length))
     start = sharpest_frame(frames, times, window)
     frames, times, indices = frames[start:], times[start:], samples.indices[start:]
-    box = detect_borders(frames)
+    box = detect_borders(frames[_spread(len(frames), 32)])
     h, w = frames.shape[1:3]
     content = frames[:, round(box.y0 * h) : round(box.y1 * h), round(box.x0 * w) : round(box.x1 * w)]
     content = content if content.shape[1] >= 16 and content.shape[2] >= 16 else frames
-    picks = np.unique(np.linspace(0, len(content) - 1, min(4, len(content))).round().astype(int))
+    picks = _spread(len(content), 4)
     quality = measure_quality(content[picks])
     aesthetic = learned_score(content[picks], config.aesthetic) if config.aesthetic.learned else quality.aesthetic
     technical = learned_score(content[picks], config.technical) if config.technical.learned else quality.aesthetic
-    cam_idx = np.unique(np.linspace(0, len(content) - 1, min(config.sampling.max_camera_frames, len(content))).round().astype(int))
     if len(content) >= 2:
         cam_cfg = CameraConfig()
-        # Camera thresholds are per 1/8 s; spacing samples more widely scales the motion accordingly.
-        motion = estimate_global_motion(content[cam_idx], cam_cfg)
+        # Pairs of consecutive samples (1/fps apart, the interval the thresholds assume), spread out.
+        pairs = _spread(len(content) - 1, config.sampling.camera_pairs)
+        motion = estimate_global_motion(content, cam_cfg, pairs)
         scores = scores_from_motion(motion, cam_cfg)
         best = int(np.argmax(scores))
         camera, confidence = CAMERA_MOTIONS[best], float(scores[best])
         shift, zoom = motion.shift.mean(0), float(motion.log_scale.mean())
     else:
         camera, confidence, shift, zoom = "static shot", 0.0, np.zeros(2), 0.0
-    if config.ocr:
-        from kinema.data.filters.ocr import text_area
-
-        text = text_area(content)
-    else:
-        text = 0.0
+    text = _text_area(samples, float(times[0]), box, content, config) if config.ocr.enabled else 0.0
     return {
         "start_frame": int(indices[0]),
         "start_time": float(times[0]),
@@ -116,7 +119,7 @@ def measure_clip(samples: _Samples, clip_end: float, config: CurateConfig) -> di
         "aesthetic_score": float(aesthetic),
         "aesthetic_model": config.aesthetic.model,
         "technical_score": float(technical),
-        "motion_speed": motion_speed(content, times),
+        "motion_speed": motion_speed(content, times, config.sampling.motion_pairs),
         "camera_motion": camera,
         "camera_confidence": confidence,
         "camera_shift_x": float(shift[0]),
@@ -128,6 +131,16 @@ def measure_clip(samples: _Samples, clip_end: float, config: CurateConfig) -> di
         "border_fraction": box.border_fraction,
         "embedding": embed_clip(content).tolist(),
     }
+
+
+def _text_area(samples: _Samples, start: float, box: CropBox, content: np.ndarray, config: CurateConfig) -> float:
+    """Text area of the clip's content box, on the larger OCR frames (the samples if it has none)."""
+    ocr = samples.ocr[samples.ocr_times >= start - 1e-6]
+    if len(ocr) == 0:
+        return text_area(content, config.ocr.frames)
+    h, w = ocr.shape[1:3]
+    ocr = ocr[:, round(box.y0 * h) : round(box.y1 * h), round(box.x0 * w) : round(box.x1 * w)]
+    return text_area(ocr, config.ocr.frames) if ocr.shape[1] >= 16 and ocr.shape[2] >= 16 else 0.0
 
 
 def _clip_row(source: str, info: VideoInfo, shot: Shot, shot_index: int, splitter: ShotSplitter,
@@ -161,23 +174,36 @@ def process_video(source: str | os.PathLike, config: CurateConfig, threads: int 
             return [row]
         splitter = ShotSplitter(info.fps, config.shots)
         rows: list[dict] = []
-        buffer: list[tuple[int, float, np.ndarray]] = []  # samples of shots not yet complete
+        # Samples and OCR frames of shots not yet complete: (frame index, time, image).
+        buffer: list[tuple[int, float, np.ndarray]] = []
+        ocr_buffer: list[tuple[int, float, np.ndarray]] = []
 
         def finish(shots: list[Shot]) -> None:
             for shot in shots:
                 picked = [s for s in buffer if shot.start <= s[0] < shot.end]
+                ocr = [s for s in ocr_buffer if shot.start <= s[0] < shot.end]
                 samples = None
                 if picked:
-                    samples = _Samples(np.stack([p[2] for p in picked]), np.array([p[1] for p in picked]),
-                                       np.array([p[0] for p in picked]))
+                    samples = _Samples(
+                        np.stack([p[2] for p in picked]), np.array([p[1] for p in picked]), np.array([p[0] for p in picked]),
+                        np.stack([o[2] for o in ocr]) if ocr else np.zeros((0, 1, 1, 3), np.uint8), np.array([o[1] for o in ocr]),
+                    )
                 rows.append(_clip_row(source, info, shot, len(rows), splitter, samples, config))
                 buffer[:] = [s for s in buffer if s[0] >= shot.end]
+                ocr_buffer[:] = [s for s in ocr_buffer if s[0] >= shot.end]
 
+        plan = DecodePlan(
+            side=config.sampling.side, sample_fps=config.sampling.fps,
+            ocr_side=config.ocr.side if config.ocr.enabled else 0, ocr_fps=config.ocr.fps,
+            skip_loop_filter=config.sampling.skip_loop_filter, threads=threads,
+        )
         count = 0
-        for frame in decode(info, config.shots.detect_side, config.sampling.side, config.sampling.fps, threads):
+        for frame in decode(info, plan):
             if frame.sample is not None:
                 buffer.append((frame.index, frame.time, frame.sample))
-            finish(splitter.push(frame.index, frame.time, frame.detect))
+            if frame.ocr is not None:
+                ocr_buffer.append((frame.index, frame.time, frame.ocr))
+            finish(splitter.push(frame.index, frame.time, frame.small))
             count += 1
         finish(splitter.finish())
         if count < 2:

@@ -33,7 +33,7 @@ Thresholds are per frame pair and assume frames sampled at about 8 fps (the toy 
 curation pipeline samples clips at that rate), sizes are fractions of the frame so any resolution
 works, from 64x64 toy clips to 4K (frames are downscaled to `max_side` first).
 
-Shape legend: T frames, H height, W width, N tracks, P = T - 1 frame pairs.
+Shape legend: T frames, H height, W width, N tracks, P frame pairs measured (T - 1 unless chosen).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class GlobalMotion:
-    """Global motion of a clip, one entry per consecutive frame pair (P = T - 1).
+    """Global motion of a clip, one entry per measured pair of consecutive frames.
 
     Attributes:
         shift: (P, 2) content displacement (x, y) as fractions of the frame width and height.
@@ -110,23 +110,28 @@ class GlobalMotion:
     tracks: np.ndarray
 
 
-def _to_gray(frames: np.ndarray, config: CameraConfig) -> list[np.ndarray]:
-    """Grayscale frames resized so the longer side is <= max_side and the shorter >= min_side."""
+def _check_frames(frames: np.ndarray) -> None:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be a (T, H, W, 3) uint8 RGB array, got {frames.dtype} {frames.shape}")
     if frames.shape[0] < 2:
         raise ValueError(f"camera motion needs at least 2 frames, got {frames.shape[0]}")
-    h, w = frames.shape[1:3]
+
+
+def _gray_size(h: int, w: int, config: CameraConfig) -> tuple[int, int]:
+    """(w, h) with the longer side <= max_side and the shorter >= min_side."""
     factor = min(1.0, config.max_side / max(h, w))
     if min(h, w) * factor < config.min_side:
         factor = min(config.min_side / min(h, w), max(1.0, config.max_side / max(h, w)))
-    size = (max(8, round(w * factor)), max(8, round(h * factor)))
-    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-    out = []
-    for frame in frames:
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        out.append(gray if size == (w, h) else cv2.resize(gray, size, interpolation=interp))
-    return out
+    return max(8, round(w * factor)), max(8, round(h * factor))
+
+
+def _to_gray(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One RGB frame as grayscale at `size` (w, h)."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    if size == (w, h):
+        return gray
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR)
 
 
 def _track(prev: np.ndarray, curr: np.ndarray, config: CameraConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -155,29 +160,39 @@ def _track(prev: np.ndarray, curr: np.ndarray, config: CameraConfig) -> tuple[np
     return corners.reshape(-1, 2)[good], fwd.reshape(-1, 2)[good]
 
 
-def estimate_global_motion(frames: np.ndarray, config: CameraConfig | None = None) -> GlobalMotion:
-    """Fit a similarity transform to sparse tracks between each pair of consecutive frames.
+def estimate_global_motion(
+    frames: np.ndarray, config: CameraConfig | None = None, pairs: np.ndarray | None = None
+) -> GlobalMotion:
+    """Fit a similarity transform to sparse tracks between pairs of consecutive frames.
 
     Args:
         frames: (T, H, W, 3) uint8 RGB, T >= 2, ideally sampled at about 8 fps.
         config: thresholds and sizes; defaults to `CameraConfig()`.
+        pairs: (P,) indices k of the pairs (frame k, frame k + 1) to measure; all T - 1 by default.
+            A few pairs spread over a long clip cost less than all of them and keep the per-pair
+            motion at the sampling interval the thresholds assume.
 
     Raises:
-        ValueError: if `frames` is not a (T >= 2, H, W, 3) uint8 array.
+        ValueError: if `frames` is not a (T >= 2, H, W, 3) uint8 array or a pair is out of range.
     """
     config = config or CameraConfig()
-    gray = _to_gray(frames, config)
-    h, w = gray[0].shape
-    pairs = len(gray) - 1
-    shift = np.zeros((pairs, 2))
-    log_scale = np.zeros(pairs)
-    angle = np.zeros(pairs)
-    parallax = np.full(pairs, np.nan)
-    center_ratio = np.full(pairs, np.nan)
-    tracks = np.zeros(pairs, np.int64)
+    _check_frames(frames)
+    pairs = np.arange(len(frames) - 1) if pairs is None else np.asarray(pairs, np.int64)
+    if len(pairs) == 0 or pairs.min() < 0 or pairs.max() >= len(frames) - 1:
+        raise ValueError(f"pairs must be indices in [0, {len(frames) - 2}], got {pairs.tolist()}")
+    size = _gray_size(*frames.shape[1:3], config)
+    gray = {int(i): _to_gray(frames[i], size) for i in np.unique(np.concatenate([pairs, pairs + 1]))}
+    w, h = size
+    n = len(pairs)
+    shift = np.zeros((n, 2))
+    log_scale = np.zeros(n)
+    angle = np.zeros(n)
+    parallax = np.full(n, np.nan)
+    center_ratio = np.full(n, np.nan)
+    tracks = np.zeros(n, np.int64)
     center = np.array([w / 2, h / 2])
-    for k in range(pairs):
-        p, q = _track(gray[k], gray[k + 1], config)  # (N, 2) each
+    for k, first in enumerate(pairs):
+        p, q = _track(gray[int(first)], gray[int(first) + 1], config)  # (N, 2) each
         if len(p) < 3:
             continue  # nothing trackable: count the pair as still
         matrix, inliers = cv2.estimateAffinePartial2D(

@@ -14,7 +14,7 @@ def _curate(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     config = load_config(args.config)
     summary = curate(args.inputs, args.out, config, workers=args.workers, ray_address=args.ray,
-                     write_images=not args.no_images)
+                     write_images=not args.no_images, progress=False if args.no_progress else None)
     print(f"videos: {summary.videos} (resumed past {summary.skipped}), failed: {summary.failed}, "
           f"clips: {summary.clips}, kept: {summary.kept}")
     print(f"manifest: {summary.manifest}")
@@ -43,10 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="video files, folders, or .txt files listing paths")
     p.add_argument("--out", required=True, help="dataset folder to write (reruns resume)")
     p.add_argument("--config", default=None, help="curation YAML (default: the shipped curate.yaml)")
-    p.add_argument("--workers", type=int, default=None, help="parallel videos (default: one per core)")
+    p.add_argument("--workers", type=int, default=None, help="parallel videos (default: one per core; decoder threads fill the cores left over)")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run on Ray Data (a local instance, or the cluster at ADDRESS)")
     p.add_argument("--no-images", action="store_true", help="do not extract the image sets' frames")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (shown when stderr is a terminal)")
     p.set_defaults(run=_curate)
 
     d = sub.add_parser("dataset", help="inspect a dataset folder")

@@ -1,12 +1,14 @@
 """Probe and decode videos with PyAV, turning every way a file can be bad into one clear sentence.
 
-`probe` reads the container header; `decode` walks the video stream once and yields, for every
-frame, a small BGR image for shot detection and, at a fixed sampling rate, a larger RGB image for
-the per-clip measurements. Both sizes are made by the decoder's scaler (swscale) straight from YUV,
-which is much cheaper than converting full frames to RGB and resizing them afterwards.
+`probe` reads the container header; `decode` walks the video stream once and downscales every
+frame once, with the decoder's scaler (swscale, area filter) straight from YUV, to a small image
+that both shot detection and the per-clip measurements use; a few larger frames per second are
+kept for OCR. Scaling in swscale from YUV costs about a third of decoding a 720p frame, where
+converting the full frame to RGB and resizing it with OpenCV costs several times the decode.
 
 Frame times come from presentation timestamps, so variable-frame-rate files get correct clip
-ranges; rotation metadata is applied to the small images so they show the picture upright.
+ranges; display rotation (the stream's display matrix) is applied to every image handed out, so
+pictures are upright and `VideoInfo` sizes are the displayed ones.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 # Files whose frames exceed this many pixels are refused: decoding them would exhaust memory.
 MAX_PIXELS = 8192 * 8192
@@ -53,17 +56,47 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class DecodedFrame:
-    """One decoded frame: index, presentation time, the detection image and maybe a sample.
+    """One decoded frame: index, presentation time, its small image and maybe larger copies.
 
     Attributes:
-        detect: (h, w, 3) uint8 BGR, small, for shot detection.
-        sample: (H', W', 3) uint8 RGB at analysis size, or None when the frame is not sampled.
+        small: (h, w, 3) uint8 BGR, longer side `DecodePlan.side`, area-downscaled; every frame.
+        sample: `small` as RGB when the frame is an analysis sample (`DecodePlan.sample_fps`), else None.
+        ocr: (H', W', 3) uint8 RGB, longer side `DecodePlan.ocr_side`, at `DecodePlan.ocr_fps`, else None.
     """
 
     index: int
     time: float
-    detect: np.ndarray
+    small: np.ndarray
     sample: np.ndarray | None
+    ocr: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """What `decode` makes of the frames of a video.
+
+    Attributes:
+        side: longer side of the small image made of every frame (PySceneDetect's own default
+            downscale targets 256 px too).
+        sample_fps: rate at which small images are also handed out as RGB analysis samples.
+        ocr_side: longer side of the larger RGB frames kept for text detection (0: none).
+        ocr_fps: rate of those frames.
+        skip_loop_filter: skip H.264/HEVC in-loop deblocking. About a quarter less decoding work;
+            the blocking it leaves is a fraction of a pixel once frames are downscaled for analysis.
+        threads: decoder threads; 1 when one process runs per core. More use frame threading,
+            which also decodes ahead while the caller analyses.
+    """
+
+    side: int = 256
+    sample_fps: float = 8.0
+    ocr_side: int = 0
+    ocr_fps: float = 2.0
+    skip_loop_filter: bool = False
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.side < 16 or self.sample_fps <= 0 or self.ocr_side < 0 or self.ocr_fps <= 0 or self.threads < 1:
+            raise ValueError(f"decode plan out of range: {self}")
 
 
 def _open(path: str | os.PathLike) -> av.container.InputContainer:
@@ -116,7 +149,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             raise MediaError(f"{path}: the first frame does not decode ({e})") from None
         if first is None:
             raise MediaError(f"{path} has a video stream but no decodable frames")
-        rotation = int(round(float(getattr(first, "rotation", 0) or 0) / 90.0)) * 90 % 360
+        rotation = frame_rotation(first)
         if rotation in (90, 270):
             width, height = height, width
         return VideoInfo(str(path), width, height, fps, frames, duration, ctx.name or "unknown", rotation)
@@ -133,33 +166,43 @@ def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
     return image if rotation == 0 else np.ascontiguousarray(np.rot90(image, k=rotation // 90))
 
 
-def decode(
-    info: VideoInfo,
-    detect_side: int = 256,
-    sample_side: int = 480,
-    sample_fps: float = 8.0,
-    threads: int = 1,
-) -> Iterator[DecodedFrame]:
-    """Decode every frame of `info.path` once.
+class _RateGate:
+    """Picks frames at about `fps` by timestamp: the first frame, then the first at or after each tick."""
+
+    def __init__(self, fps: float) -> None:
+        self.period, self.next = 1.0 / fps, -math.inf
+
+    def __call__(self, t: float) -> bool:
+        if t < self.next - 1e-6:
+            return False
+        self.next = max(self.next + self.period, t + 0.5 * self.period)
+        return True
+
+
+def decode(info: VideoInfo, plan: DecodePlan | None = None) -> Iterator[DecodedFrame]:
+    """Decode every frame of `info.path` once, downscaling each once.
 
     Args:
         info: from `probe`.
-        detect_side: longer side of the BGR detection images.
-        sample_side: longer side of the RGB analysis samples.
-        sample_fps: rate of analysis samples (frames are picked by timestamp).
-        threads: decoder threads (keep 1 when running one process per core).
+        plan: sizes, rates and decoder settings; defaults to `DecodePlan()`.
 
     Raises:
         MediaError: if the stream cannot be decoded (e.g. a truncated file or a missing codec).
     """
+    plan = plan or DecodePlan()
     raw_w, raw_h = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
-    det_w, det_h = fit_size(raw_w, raw_h, detect_side)
-    smp_w, smp_h = fit_size(raw_w, raw_h, sample_side)
+    small_w, small_h = fit_size(raw_w, raw_h, plan.side)
+    ocr_w, ocr_h = fit_size(raw_w, raw_h, plan.ocr_side) if plan.ocr_side else (0, 0)
+    take_sample, take_ocr = _RateGate(plan.sample_fps), _RateGate(plan.ocr_fps)
+    # One scaler per output size, kept for the whole stream: `frame.reformat` would set up a new
+    # swscale context for every frame, which costs more than the scaling itself.
+    to_small, to_ocr = VideoReformatter(), VideoReformatter()
     with _open(info.path) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "SLICE" if threads > 1 else "NONE"
-        stream.thread_count = threads
-        next_sample = -math.inf
+        stream.thread_type = "FRAME" if plan.threads > 1 else "NONE"
+        stream.thread_count = plan.threads
+        if plan.skip_loop_filter:
+            stream.codec_context.options = {"skip_loop_filter": "all"}
         index = 0
         first_time: float | None = None
         try:
@@ -168,12 +211,13 @@ def decode(
                 if first_time is None:
                     first_time = t
                 t -= first_time  # clip times count from the first frame shown
-                detect = frame.reformat(width=det_w, height=det_h, format="bgr24", interpolation="FAST_BILINEAR").to_ndarray()
-                sample = None
-                if t >= next_sample - 1e-6:
-                    sample = _rotate(frame.reformat(width=smp_w, height=smp_h, format="rgb24").to_ndarray(), info.rotation)
-                    next_sample = max(next_sample + 1.0 / sample_fps, t + 0.5 / sample_fps)
-                yield DecodedFrame(index, t, _rotate(detect, info.rotation), sample)
+                # (h, w, 3) BGR, what PySceneDetect expects; upright.
+                small = _rotate(to_small.reformat(frame, small_w, small_h, "bgr24", interpolation="AREA").to_ndarray(), info.rotation)
+                sample = np.ascontiguousarray(small[..., ::-1]) if take_sample(t) else None
+                ocr = None
+                if ocr_w and take_ocr(t):
+                    ocr = _rotate(to_ocr.reformat(frame, ocr_w, ocr_h, "rgb24", interpolation="AREA").to_ndarray(), info.rotation)
+                yield DecodedFrame(index, t, small, sample, ocr)
                 index += 1
         except av.error.FFmpegError as e:
             raise MediaError(f"{info.path}: decoding failed after {index} frames ({e})") from None
@@ -181,24 +225,30 @@ def decode(
         raise MediaError(f"{info.path} has a video stream but no decodable frames")
 
 
-def read_frame(path: str | os.PathLike, time: float, rotation: int = 0) -> np.ndarray:
-    """The full-resolution RGB frame shown at `time` seconds (the first frame at or after it).
+def frame_rotation(frame: av.VideoFrame) -> int:
+    """Display rotation of a decoded frame in degrees counter-clockwise (0, 90, 180 or 270).
+
+    PyAV reads it from the frame's display matrix (FFmpeg's av_display_rotation_get: the angle by
+    which the picture must turn counter-clockwise to be shown upright).
+    """
+    return int(round(float(frame.rotation or 0) / 90.0)) * 90 % 360
+
+
+def read_frame(path: str | os.PathLike, time: float) -> np.ndarray:
+    """The full-resolution RGB frame shown at `time` seconds (the first frame at or after it), upright.
 
     Returns:
-        (H, W, 3) uint8 RGB.
+        (H, W, 3) uint8 RGB, display rotation applied.
     """
     with _open(path) as container:
         stream = container.streams.video[0]
-        start = None
         last = None
         offset = int(time / stream.time_base) if stream.time_base else 0
         container.seek(max(0, offset + (stream.start_time or 0)), stream=stream, backward=True)
         for frame in container.decode(stream):
-            if start is None:
-                start = 0.0
             last = frame
             if frame.time is not None and frame.time - float((stream.start_time or 0) * stream.time_base) >= time - 1e-3:
                 break
         if last is None:
             raise MediaError(f"{path} has no frame at {time:.3f} s")
-        return _rotate(last.to_ndarray(format="rgb24"), rotation)
+        return _rotate(last.to_ndarray(format="rgb24"), frame_rotation(last))

@@ -111,26 +111,44 @@ def run_one(source: str, out: str, config: CurateConfig, threads: int = 1) -> tu
     return source, len(rows), seconds, failed
 
 
+def available_cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_workers() -> int:
-    """One worker per core: each decodes with one thread, so cores are not oversubscribed."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    """One worker process per core."""
+    return max(1, available_cores())
 
 
-def _progress(total: int, initial: int):  # noqa: ANN202 (a tqdm bar)
+def decoder_threads(workers: int, videos: int) -> int:
+    """Decoder threads per worker so that workers x threads fills the cores without oversubscribing.
+
+    With at least as many videos as workers every process decodes on one thread (one process per
+    core is the cheapest parallelism); cores left without a video of their own go to the decoders
+    of the videos there are, which then decode ahead while their process analyses.
+    """
+    busy = max(1, min(workers, videos))
+    return max(1, available_cores() // busy)
+
+
+def _progress(total: int, initial: int, show: bool | None):  # noqa: ANN202 (a tqdm bar)
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="video", file=sys.stderr, dynamic_ncols=True,
-                disable=not sys.stderr.isatty() and os.environ.get("KINEMA_PROGRESS") != "1")
+                disable=not sys.stderr.isatty() if show is None else not show)
 
 
 def _run_local(todo: list[str], out: Path, config: CurateConfig, workers: int, on_done: Callable) -> None:
+    workers = max(1, min(workers, len(todo)))
+    threads = decoder_threads(workers, len(todo))
     if workers == 1:
         for source in todo:
-            on_done(run_one(source, str(out), config))
+            on_done(run_one(source, str(out), config, threads))
         return
     # spawn: decoders and ONNX runtime threads do not survive fork well.
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_one, s, str(out), config) for s in todo]
+        futures = [pool.submit(run_one, s, str(out), config, threads) for s in todo]
         for future in as_completed(futures):
             on_done(future.result())
 
@@ -274,7 +292,7 @@ def curate(
     workers: int | None = None,
     ray_address: str | None = None,
     write_images: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> CurateSummary:
     """Run the whole pipeline and write `OUT/manifest.parquet`.
 
@@ -286,6 +304,8 @@ def curate(
         ray_address: None for the local process pool, "local" for a Ray instance on this machine,
             or a cluster address.
         write_images: extract the image sets' start frames as JPEG files.
+        progress: a progress bar on stderr (videos, clips, throughput, ETA); None shows it when
+            stderr is a terminal.
     """
     out = Path(os.path.abspath(out))
     sources = collect_inputs(inputs)
@@ -294,7 +314,7 @@ def curate(
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or default_workers()
     todo = [s for s in sources if not part_path(out, s).is_file()]
-    bar = _progress(len(sources), len(sources) - len(todo)) if progress else None
+    bar = _progress(len(sources), len(sources) - len(todo), progress) if progress is not False else None
     stats = {"clips": 0, "seconds": 0.0, "failed": 0}
     started = time.monotonic()
 

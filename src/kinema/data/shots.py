@@ -23,14 +23,14 @@ class ShotConfig:
         threshold: ContentDetector threshold (PySceneDetect's default 27 on HSV deltas).
         min_length: shortest clip in seconds; shorter shots are kept as rejected rows.
         max_length: longest clip in seconds; longer shots are split evenly.
-        detect_side: longer side of the frames the detector sees (PySceneDetect downscales to
-            about 256 px by default too).
+
+    The detector sees frames at `SamplingConfig.side` (256 px by default, PySceneDetect's own
+    automatic downscale target).
     """
 
     threshold: float = 27.0
     min_length: float = 2.0
     max_length: float = 20.0
-    detect_side: int = 256
 
     def __post_init__(self) -> None:
         if self.threshold <= 0:

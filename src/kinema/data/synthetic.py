@@ -192,6 +192,7 @@ def write_video(
     codec: str = "libx264",
     bit_rate: int | None = None,
     pts: list[int] | None = None,
+    rotation: int = 0,
 ) -> str:
     """Encode (T, H, W, 3) uint8 RGB frames to a video file with PyAV.
 
@@ -199,6 +200,8 @@ def write_video(
         codec: any PyAV encoder ("libx264", "mpeg4", "libvpx-vp9", ...).
         bit_rate: target bits per second (None: the encoder's default quality).
         pts: per-frame presentation times in units of 1/1000 s for variable frame rate.
+        rotation: display rotation in degrees counter-clockwise, stored as the stream's display
+            matrix (what phones write for portrait footage); the frames are stored as given.
     """
     import av
     from fractions import Fraction
@@ -209,6 +212,8 @@ def write_video(
         stream.pix_fmt = "yuv420p"
         if bit_rate:
             stream.bit_rate = bit_rate
+        if rotation:
+            stream.set_display_rotation(rotation)
         if pts is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         for i, f in enumerate(frames):

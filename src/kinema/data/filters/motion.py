@@ -15,7 +15,7 @@ import numpy as np
 _FLOW_WIDTH = 160
 
 
-def motion_speed(frames: np.ndarray, times: np.ndarray, max_pairs: int = 8) -> float:
+def motion_speed(frames: np.ndarray, times: np.ndarray, max_pairs: int = 4) -> float:
     """Mean optical-flow speed of a clip (fraction of the frame diagonal per second).
 
     Args:
@@ -31,8 +31,8 @@ def motion_speed(frames: np.ndarray, times: np.ndarray, max_pairs: int = 8) -> f
     picks = np.unique(np.linspace(0, len(frames) - 2, min(max_pairs, len(frames) - 1)).round().astype(int))
     speeds = []
     for i in picks:
-        a = cv2.cvtColor(cv2.resize(frames[i], size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-        b = cv2.cvtColor(cv2.resize(frames[i + 1], size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        a = cv2.resize(cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA)
+        b = cv2.resize(cv2.cvtColor(frames[i + 1], cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_AREA)
         flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # (h, w, 2)
         dt = max(1e-3, float(times[i + 1] - times[i]))
         speeds.append(float(np.linalg.norm(flow, axis=2).mean()) / diagonal / dt)

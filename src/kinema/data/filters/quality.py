@@ -1,8 +1,8 @@
 """Technical quality and a classical aesthetic score, measured on a clip's analysis samples.
 
 All measures are resolution-independent so thresholds mean the same for 256p and 4K sources:
-sharpness is the Laplacian variance at a fixed 256-px analysis width, brightness and contrast are
-on a 0..1 scale, noise is the standard deviation of the Immerkaer high-pass residual (0..255 units).
+sharpness is the Laplacian variance at a fixed analysis size (256 px on the longer side),
+brightness and contrast are on a 0..1 scale, noise is the standard deviation of the Immerkaer high-pass residual (0..255 units).
 
 Shape legend: T frames, H height, W width.
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 from kinema.data.frames import laplacian_variance
 
-_ANALYSIS_WIDTH = 256
+_ANALYSIS_SIDE = 256
 
 # Named reference colors for `dominant_colors` (RGB); names a captioner can use directly.
 COLOR_NAMES: dict[str, tuple[int, int, int]] = {
@@ -55,11 +55,13 @@ class Quality:
 
 
 def _small(frame: np.ndarray) -> np.ndarray:
+    """The frame at the analysis size: longer side `_ANALYSIS_SIDE` (area filter when shrinking)."""
     h, w = frame.shape[:2]
-    if w == _ANALYSIS_WIDTH:
+    if max(h, w) == _ANALYSIS_SIDE:
         return frame
-    size = (_ANALYSIS_WIDTH, max(2, round(h * _ANALYSIS_WIDTH / w)))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    factor = _ANALYSIS_SIDE / max(h, w)
+    size = (max(2, round(w * factor)), max(2, round(h * factor)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
 
 
 def noise_sigma(gray: np.ndarray) -> float:
