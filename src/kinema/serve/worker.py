@@ -56,10 +56,6 @@ def run_worker(cfg: WorkerConfig) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
-        os.nice(NICENESS)
-    except OSError:
-        pass
 
     import torch
     from transformers.utils import logging as transformers_logging
@@ -72,6 +68,10 @@ def run_worker(cfg: WorkerConfig) -> None:
         torch.set_num_threads(cfg.threads)
     dtype = torch.bfloat16 if cfg.device.startswith("cuda") else None
     pipe = Pipeline.from_pretrained(cfg.checkpoint, device=cfg.device, dtype=dtype)
+    try:
+        os.nice(NICENESS)  # after loading: a (re)starting worker should be ready soon
+    except OSError:
+        pass
     data_dir = Path(cfg.data_dir)
     store = TaskStore(data_dir / "tasks.db")
     log.info("worker %s (pid %d) ready", cfg.worker_id, os.getpid())
