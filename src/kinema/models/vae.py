@@ -107,7 +107,7 @@ class CausalConv3d(nn.Module):
         self.padding = (p, p, p, p, kernel_size - 1, 0)  # F.pad order: (W, H, T)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.padding[-2]:
+        if any(self.padding):
             x = F.pad(x, self.padding, mode="replicate")
         return _conv3d(x, self.conv)
 
