@@ -103,7 +103,7 @@ def test_default_prompt_reads_like_a_sentence():
     s = scene_for([("red", "circle", "right")], "static shot", WorldConfig(), seed=0)
     caption = scene_caption(s)
     assert caption.short_description == "a red circle moves to the right"
-    assert caption_to_prompt(caption).startswith("a red circle moves to the right. background: ")
+    assert caption_to_prompt(caption).startswith("a red circle moves to the right. static camera. background: ")
 
 
 def test_images_name_no_motion_or_camera():

@@ -145,7 +145,8 @@ def caption_to_prompt(
 ) -> str:
     """Build the generator's text prompt from a caption.
 
-    Without `dropout` the prompt is deterministic: the short description, then every field.
+    Without `dropout` the prompt is deterministic: the short description, the camera motion, then
+    every other field.
     With `dropout` (training), fields are left out at random with the given probabilities.
     """
     rng = rng or random.Random(0)
@@ -155,6 +156,10 @@ def caption_to_prompt(
 
     use_dense = dropout is not None and rng.random() < dropout.dense
     parts = [caption.dense_description if use_dense else caption.short_description]
+    # Camera motion right after the description: it is what the user controls, and short text
+    # encoders (the toy model keeps 32 tokens) must not truncate it away.
+    if caption.camera_motion is not None and keep(dropout.camera_motion if dropout else 0.0):
+        parts.append(camera_phrase(caption.camera_motion.type))
     fields = [
         ("background", caption.background, "background: {}"),
         ("style", caption.style, "style: {}"),
@@ -165,6 +170,4 @@ def caption_to_prompt(
     for name, value, template in fields:
         if value and keep(getattr(dropout, name, 0.0)):
             parts.append(template.format(value))
-    if caption.camera_motion is not None and keep(dropout.camera_motion if dropout else 0.0):
-        parts.append(camera_phrase(caption.camera_motion.type))
     return ". ".join(p.strip().rstrip(".") for p in parts) + "."
