@@ -189,7 +189,8 @@ def test_relative_inputs_give_paths_that_resolve_from_any_directory(tmp_path, mo
     write_video(str(work / "ds" / "media" / "inside.mp4"), scene("tilt up", 2.4, 32), FPS)
     cfg = _config_file(tmp_path)
     monkeypatch.chdir(work)
-    assert main(["curate", "raw/outside.mp4", "ds/media", "--out", "ds", "--workers", "1", "--config", str(cfg)]) == 0
+    # Two workers: the process-pool path (workers get absolute paths, whatever directory they run in).
+    assert main(["curate", "raw/outside.mp4", "ds/media", "--out", "ds", "--workers", "2", "--config", str(cfg)]) == 0
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # what `kinema caption ds` or a trainer started elsewhere sees

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,21 @@ def _progress(total: int, initial: int, show: bool | None):  # noqa: ANN202 (a t
                 disable=not sys.stderr.isatty() if show is None else not show)
 
 
+def _worker_context() -> BaseContext:
+    """How worker processes start: forked from a fork server that has imported the pipeline.
+
+    Importing the pipeline (pandas, OpenCV, PySceneDetect) costs about a CPU second; a fork server
+    pays it once and every worker starts as a copy. Workers are never forked from this process,
+    which may already hold decoder or ONNX runtime threads that do not survive a fork. Where there
+    is no fork server (Windows), workers are spawned and each imports the pipeline itself.
+    """
+    if "forkserver" not in get_all_start_methods():
+        return get_context("spawn")
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["kinema.data.pipeline"])
+    return context
+
+
 def _run_local(todo: list[str], out: Path, config: CurateConfig, workers: int, on_done: Callable) -> None:
     workers = max(1, min(workers, len(todo)))
     threads = decoder_threads(workers, len(todo))
@@ -146,8 +162,7 @@ def _run_local(todo: list[str], out: Path, config: CurateConfig, workers: int, o
         for source in todo:
             on_done(run_one(source, str(out), config, threads))
         return
-    # spawn: decoders and ONNX runtime threads do not survive fork well.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
         futures = [pool.submit(run_one, s, str(out), config, threads) for s in todo]
         for future in as_completed(futures):
             on_done(future.result())
