@@ -18,6 +18,7 @@ L text tokens, D width, Hd heads, Dh head width, P pooled text width.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,12 @@ from kinema.models.layers import (
     split_qkv,
 )
 from kinema.models.rope import apply_rope, rope_frequencies
+
+if TYPE_CHECKING:
+    from kinema.models.parallel import SequenceParallel
+
+# attention(q, k, v (B, Hd, L, Dh), key_mask (B, L) | None) -> (B, L, D); sequence parallelism swaps it per block.
+AttentionFn = Callable[[Tensor, Tensor, Tensor, Tensor | None], Tensor]
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,7 @@ class DoubleStreamBlock(nn.Module):
         self.txt_attn_k_norm = QKNorm(dh)
         self.txt_attn_proj = nn.Linear(d, d)
         self.txt_mlp = MLP(d, cfg.mlp_hidden, nn.GELU(approximate="tanh"))
+        self.attention: AttentionFn = attention  # kinema.models.parallel installs Ulysses attention here
 
     def forward(
         self, img: Tensor, txt: Tensor, vec: Tensor, rope: tuple[Tensor, Tensor], key_mask: Tensor | None
@@ -173,7 +181,7 @@ class DoubleStreamBlock(nn.Module):
 
         # 2. Joint attention over [video; text].
         q, k, v = (torch.cat(pair, dim=2) for pair in ((iq, tq), (ik, tk), (iv, tv)))  # (B, Hd, N+L, Dh)
-        out = attention(q, k, v, key_mask)  # (B, N+L, D)
+        out = self.attention(q, k, v, key_mask)  # (B, N+L, D)
         img_attn, txt_attn = out[:, :n], out[:, n:]
 
         # 3. Gated residuals: attention, then MLP.
@@ -197,6 +205,7 @@ class SingleStreamBlock(nn.Module):
         self.q_norm = QKNorm(cfg.head_dim)
         self.k_norm = QKNorm(cfg.head_dim)
         self.modulation = Modulation(d, 3)
+        self.attention: AttentionFn = attention  # kinema.models.parallel installs Ulysses attention here
 
     def forward(self, x: Tensor, vec: Tensor, rope: tuple[Tensor, Tensor], key_mask: Tensor | None, n: int) -> Tensor:
         shift, scale, gate = self.modulation(vec)  # 3 × (B, 1, D)
@@ -205,7 +214,7 @@ class SingleStreamBlock(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         q = torch.cat([apply_rope(q[:, :, :n], *rope), q[:, :, n:]], dim=2)  # rotate video tokens only
         k = torch.cat([apply_rope(k[:, :, :n], *rope), k[:, :, n:]], dim=2)
-        out = torch.cat([attention(q, k, v, key_mask), F.gelu(mlp, approximate="tanh")], dim=-1)
+        out = torch.cat([self.attention(q, k, v, key_mask), F.gelu(mlp, approximate="tanh")], dim=-1)
         return x + gate * self.linear2(out)
 
 
@@ -270,6 +279,7 @@ class DiT(nn.Module):
         self.single_blocks = nn.ModuleList(SingleStreamBlock(cfg) for _ in range(cfg.depth_single))
         self.final_layer = FinalLayer(cfg)
         self.gradient_checkpointing = False
+        self.sequence_parallel: SequenceParallel | None = None  # set by kinema.models.parallel
         self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
         self.initialize_weights()
 
@@ -345,6 +355,10 @@ class DiT(nn.Module):
         key_mask = None
         if text_key_mask is not None:
             key_mask = torch.cat([text_key_mask.new_ones(b, n), text_key_mask], dim=1)  # (B, N+L)
+        sp = self.sequence_parallel
+        if sp is not None:  # keep this rank's share of the video and text tokens (kinema.models.parallel)
+            img, txt, rope, key_mask = sp.shard(img, txt, rope, key_mask)
+            n = img.shape[1]
 
         # 4. Dual-stream blocks, then single-stream blocks over the concatenation.
         for block in self.double_blocks:
@@ -355,6 +369,8 @@ class DiT(nn.Module):
 
         # 5. Output projection and unpatchify.
         x = self.final_layer(x[:, :n], vec)  # (B, N, pt·ph·pw·C)
+        if sp is not None:
+            x = sp.gather(x, grid[0] * grid[1] * grid[2])  # every rank's video tokens
         x = x.view(b, *grid, cfg.out_channels, pt, ph, pw)  # (B, T', H', W', C, pt, ph, pw)
         x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)  # (B, C, T', pt, H', ph, W', pw)
         return x.reshape(b, cfg.out_channels, t, h, w)
