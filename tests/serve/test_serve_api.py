@@ -107,6 +107,11 @@ def test_invalid_params_are_2013(live: ServiceProcess, new_key) -> None:
     assert no_id.status_code == 200 and no_id.json()["base_resp"]["status_code"] == 2013
     bad_file = httpx.get(f"{live.url}/v1/files/retrieve", params={"file_id": "../../etc/passwd"}, headers=auth(key))
     assert bad_file.json()["base_resp"]["status_code"] == 2013
+    # A huge body is refused before it is read (kinema takes no images, so bodies stay small).
+    huge = httpx.post(f"{live.url}/v1/video_generation", headers=auth(key),
+                      json={"model": "kinema", "prompt": "a", "first_frame_image": "data:image/png;base64," + "A" * 200_000})
+    assert huge.status_code == 413 and huge.json()["base_resp"]["status_code"] == 2013
+    assert huge.headers["trace-id"]
 
 
 def test_tasks_are_private_to_their_key(live: ServiceProcess, new_key) -> None:

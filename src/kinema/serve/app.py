@@ -55,6 +55,7 @@ log = logging.getLogger("kinema.serve")
 
 WEB_DIR = Path(__file__).parent / "web"
 CONTENT_PATH = "/v1/files/content"
+MAX_BODY_BYTES = 64 * 1024  # a create body is a prompt and a few numbers; kinema takes no images
 # What each route's error answers carry besides base_resp, so errors keep the route's response shape.
 _ERROR_FIELDS: dict[str, dict[str, object]] = {
     "/v1/video_generation": {"task_id": ""},
@@ -71,8 +72,13 @@ class APIError(Exception):
         self.code, self.msg, self.fields = code, msg, fields
 
 
-class TraceIdMiddleware:
-    """Adds a `Trace-Id` header to every response (MiniMax clients print it with errors, §1.4)."""
+class BodyTooLarge(Exception):
+    """A request body streamed past MAX_BODY_BYTES."""
+
+
+class EdgeMiddleware:
+    """Adds a `Trace-Id` header to every response (MiniMax clients print it with errors, §1.4) and
+    refuses request bodies over MAX_BODY_BYTES before they are read into memory."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -88,7 +94,23 @@ class TraceIdMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"trace-id", trace)]
             await send(message)
 
-        await self.app(scope, receive, send_with_trace)
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            body = {"base_resp": base_resp(INVALID_PARAMS, f"invalid params, the request body is over "
+                                                           f"{MAX_BODY_BYTES // 1024} KiB")}
+            await JSONResponse(body, status_code=413)(scope, receive, send_with_trace)
+            return
+        received = 0
+
+        async def receive_bounded() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:  # a chunked body without Content-Length
+                raise BodyTooLarge
+            return message
+
+        await self.app(scope, receive_bounded, send_with_trace)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -110,7 +132,7 @@ def create_app(service: Service) -> FastAPI:
         "(create, query, retrieve, download). Business errors are HTTP 200 with a non-zero base_resp.",
         lifespan=lifespan,
     )
-    app.add_middleware(TraceIdMiddleware)
+    app.add_middleware(EdgeMiddleware)
 
     # ------------------------------------------------------------------ errors
 
@@ -265,7 +287,7 @@ def create_app(service: Service) -> FastAPI:
         return {
             "model": model.name, "auth_required": service.keys.required, "steps": model.steps,
             "frames": model.frames, "width": model.width, "height": model.height, "fps": model.fps,
-            "workers": config.workers, "queued": store.counts().get("Queueing", 0),
+            "workers": config.workers, "queued": store.waiting_count(),
             "base_resp": base_resp(OK, "success"),
         }
 

@@ -21,8 +21,6 @@ UNAUTHORIZED = 1004  # missing or unknown API key
 INVALID_PARAMS = 2013
 
 Status = Literal["Preparing", "Queueing", "Processing", "Success", "Fail"]
-PENDING: tuple[Status, ...] = ("Queueing", "Preparing", "Processing")
-FINISHED: tuple[Status, ...] = ("Success", "Fail")
 PushStatus = Literal["processing", "success", "failed"]
 
 MAX_PROMPT_CHARS = 2000  # §2.1

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kinema.serve.protocol import OK, UNKNOWN_ERROR, PENDING, Status, base_resp, push_status
+from kinema.serve.protocol import OK, UNKNOWN_ERROR, Status, base_resp, push_status
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -424,9 +424,9 @@ class TaskStore:
         """Every output path a task points at."""
         return {r[0] for r in self._db.execute("SELECT file_path FROM tasks WHERE file_path IS NOT NULL")}
 
-    def pending_count(self) -> int:
-        marks = ", ".join("?" for _ in PENDING)
-        return self._db.execute(f"SELECT count(*) FROM tasks WHERE status IN ({marks})", PENDING).fetchone()[0]
+    def waiting_count(self) -> int:
+        """Tasks waiting for a worker (an index lookup, cheap on every request)."""
+        return self._db.execute("SELECT count(*) FROM tasks WHERE status = 'Queueing'").fetchone()[0]
 
 
 def _task(row: sqlite3.Row) -> Task:

@@ -3,7 +3,6 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const PENDING = new Set(["Queueing", "Preparing", "Processing"]);
 let apiKey = localStorage.getItem("kinema.apiKey") || "";
 let current = null;  // task id being followed
 
