@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop (after a checkpoint) at this global step, e.g. to split a run over sessions")
+    p.add_argument("--nproc", type=int, default=None,
+                   help="run as this many processes on this machine through torchrun; the recipe's parallel: "
+                   "section says how they share the work (same as torchrun --nproc_per_node=N -m kinema train)")
     p.set_defaults(run=run_train)
 
 
@@ -29,6 +32,12 @@ def run_train_vae(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.nproc is not None:
+        from kinema.train.distributed import launch_torchrun
+
+        argv = ["train", args.config, *(["--resume"] if args.resume else []),
+                *([f"--max-steps={args.max_steps}"] if args.max_steps is not None else [])]
+        return launch_torchrun(args.nproc, argv)
     from kinema.train.dit import main_train_dit
 
     return main_train_dit(args.config, args.resume, args.max_steps)

@@ -30,8 +30,15 @@ from kinema.flow import TimeSampler, flow_matching_loss, noisy_inputs
 from kinema.models.checkpoints import load_vae
 from kinema.models.sizes import build_dit
 from kinema.models.text import TextEmbedding, build_text_encoder
-from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, save_checkpoint, step_generator
+from kinema.train.checkpoint import EMA, latest_checkpoint, step_generator
 from kinema.train.data import Clip, LatentCache, PromptCache, bucket_name, encode_bucket, load_clips
+from kinema.train.distributed import (
+    Parallel,
+    ParallelConfig,
+    init_parallel,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
 from kinema.train.recipe import load_recipe
 from kinema.train.runtime import Logger, lr_at, set_threads
 
@@ -117,6 +124,7 @@ class DiTRecipe:
     threads: int | None = None
     gradient_checkpointing: bool = False
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # under torchrun (kinema.train.distributed)
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -194,13 +202,15 @@ def build_latent_cache(recipe: DiTRecipe, clips: list[Clip], vae: torch.nn.Modul
 class DiTTrainer:
     """State and one optimisation step of a DiT run; `train_dit` drives it."""
 
-    def __init__(self, recipe: DiTRecipe, cache: LatentCache, vae_scale: float) -> None:
+    def __init__(self, recipe: DiTRecipe, cache: LatentCache, vae_scale: float, parallel: Parallel | None = None) -> None:
         self.recipe = recipe
         self.cache = cache
         self.scale = vae_scale
+        self.parallel = parallel or Parallel()
         torch.manual_seed(recipe.seed)
         self.model = build_dit(recipe.model).train()
         self.model.gradient_checkpointing = recipe.gradient_checkpointing
+        self.net = self.parallel.wrap(self.model)  # what forward runs through: the model, or DDP / FSDP2 of it
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.99)
         )
@@ -224,7 +234,10 @@ class DiTTrainer:
         text = self.text(idx, g)
         t = self.time.sample(bucket.batch_size, g)
         x_t, noise = noisy_inputs(latents, t, g)
-        velocity = self.model(x_t, t * 1000, text.states, text.mask, text.pooled)
+        # Every rank drew the whole batch (same generator, same numbers); it trains on its share.
+        x_t, t, latents, noise, states, mask, pooled = self.parallel.shard_batch(
+            x_t, t, latents, noise, text.states, text.mask, text.pooled)
+        velocity = self.net(x_t, t * 1000, states, mask, pooled)
         return flow_matching_loss(velocity, latents, noise)
 
     def step(self, step: int) -> dict[str, float]:
@@ -240,43 +253,52 @@ class DiTTrainer:
         for k in range(stage.grad_accum):
             bucket = stage.buckets[(first + k) % len(stage.buckets)]  # cycle: every global batch mixes buckets
             loss = self.micro_batch_loss(bucket, g) / stage.grad_accum
-            loss.backward()
+            (loss * self.parallel.loss_scale).backward()
             total += loss.item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
+        grad_norm = self.parallel.clip_grad_norm(self.model.parameters(), self.recipe.grad_clip)
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        return {"loss": total, "grad_norm": grad_norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+        return {"loss": self.parallel.mean(total), "grad_norm": grad_norm, "lr": self.optimizer.param_groups[0]["lr"]}
 
 
-def train_dit(recipe: DiTRecipe, resume: bool = False, recipe_path: Path | None = None, max_steps: int | None = None) -> Path | None:
+def train_dit(
+    recipe: DiTRecipe, resume: bool = False, recipe_path: Path | None = None, max_steps: int | None = None,
+    parallel: Parallel | None = None,
+) -> Path | None:
     """Run (or resume) a DiT recipe. Returns the exported pipeline folder once the run is complete.
 
     `max_steps` stops early (after checkpointing) without exporting, e.g. to split a run over sessions.
+    `parallel` is this process's place in a torchrun job (`init_parallel`); None: one lone process.
     """
+    parallel = parallel or Parallel()
     set_threads(recipe.threads)
     run_dir = Path(recipe.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if recipe_path is not None:
+    if recipe_path is not None and parallel.is_main:
         shutil.copyfile(recipe_path, run_dir / "recipe.yaml")
 
-    # 1. Setup: the frozen VAE encodes every clip into every bucket once (latent caching).
+    # 1. Setup: the frozen VAE encodes every clip into every bucket once (latent caching, on rank 0).
     vae = load_vae(recipe.vae)
     cache_path = run_dir / "latents.safetensors"
     if cache_path.is_file():
         cache = LatentCache.load(cache_path)
-    else:
+    elif parallel.is_main:
         with torch.no_grad():
             cache = build_latent_cache(recipe, load_clips(recipe.dataset, limit=recipe.max_clips), vae)
         cache.save(cache_path)
-    trainer = DiTTrainer(recipe, cache, vae.cfg.scaling_factor)
+    parallel.barrier()
+    if not parallel.is_main:
+        cache = LatentCache.load(cache_path)
+    trainer = DiTTrainer(recipe, cache, vae.cfg.scaling_factor, parallel)
     step = 0
     found = latest_checkpoint(run_dir) if resume else None
     if found is not None:
-        step = load_checkpoint(found, trainer.model, trainer.optimizer, trainer.ema)["step"]
-        print(f"resumed {run_dir} at step {step} from {found.name}")
+        step = load_training_checkpoint(parallel, found, trainer.model, trainer.optimizer, trainer.ema)["step"]
+        if parallel.is_main:
+            print(f"resumed {run_dir} at step {step} from {found.name}")
     stop = recipe.total_steps if max_steps is None else min(recipe.total_steps, max_steps)
-    log = Logger(run_dir, recipe.total_steps, step, "train")
+    log = Logger(run_dir, recipe.total_steps, step, "train", rank=parallel.rank)
 
     # 2. Loop.
     while step < stop:
@@ -284,7 +306,7 @@ def train_dit(recipe: DiTRecipe, resume: bool = False, recipe_path: Path | None 
         step += 1
         log.step(step, scalars, every=recipe.log_every)
         if step % recipe.checkpoint_every == 0 or step == stop:
-            save_checkpoint(run_dir, step, trainer.model, trainer.optimizer, trainer.ema, {"kind": "dit"})
+            save_training_checkpoint(parallel, run_dir, step, trainer.model, trainer.optimizer, trainer.ema, {"kind": "dit"})
     log.close()
     if step < recipe.total_steps:
         return None
@@ -296,12 +318,19 @@ def train_dit(recipe: DiTRecipe, resume: bool = False, recipe_path: Path | None 
     if trainer.ema is not None:
         trainer.ema.copy_to(model)
     output = Path(recipe.output) if recipe.output else run_dir / "pipeline"
-    save_pipeline(output, model, vae, recipe.text_encoder, recipe.sampling)
-    print(f"wrote {output}")
+    model = parallel.full_model(model)  # FSDP's shards gathered on rank 0; None on the other ranks
+    if model is not None:
+        save_pipeline(output, model, vae, recipe.text_encoder, recipe.sampling)
+        print(f"wrote {output}")
+    parallel.barrier()
     return output
 
 
 def main_train_dit(config: str, resume: bool, max_steps: int | None = None) -> int:
     recipe = load_recipe(DiTRecipe, config)
-    train_dit(recipe, resume=resume, recipe_path=Path(config), max_steps=max_steps)
+    parallel = init_parallel(recipe.parallel)  # the processes torchrun started, or this one alone
+    try:
+        train_dit(recipe, resume=resume, recipe_path=Path(config), max_steps=max_steps, parallel=parallel)
+    finally:
+        parallel.close()
     return 0
