@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,26 @@ def test_a_worker_that_lost_its_task_cannot_record_an_outcome(store: TaskStore) 
     runs = store.runs(task.task_id)
     assert [(r.worker, r.outcome) for r in runs] == [("old-worker", "interrupted"), ("new-worker", "success")]
     assert runs[0].ended_at <= runs[1].started_at  # never two runs at once
+
+
+def test_concurrent_workers_never_claim_the_same_task(tmp_path: Path) -> None:
+    store = TaskStore(tmp_path / "tasks.db")
+    ids = {add(store, max_queue=1000).task_id for _ in range(120)}
+    claimed: list[list[str]] = [[], [], []]
+
+    def worker(i: int) -> None:
+        own = TaskStore(tmp_path / "tasks.db")  # one connection per worker, as in separate processes
+        while (claim := own.claim(f"w{i}", i)) is not None:
+            claimed[i].append(claim.task.task_id)
+        own.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    everything = [t for c in claimed for t in c]
+    assert sorted(everything) == sorted(ids)  # each task claimed exactly once
 
 
 def test_recovery_gives_up_after_max_attempts(store: TaskStore) -> None:

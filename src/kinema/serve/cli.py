@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 
 
@@ -45,13 +46,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _read_keys(path: str | None) -> list[str]:
     if path is None:
         return []
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"API key file {path} does not exist")
     lines = Path(path).read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, so the port is known (and connections queue) before the server starts."""
+    from kinema.cli import UsageError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets that say so, and without
+    # it Nagle's algorithm holds each keep-alive response's body for the client's delayed ACK (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror})") from None
+    sock.listen(2048)
+    return sock
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import logging
-    import socket
 
     import uvicorn
 
@@ -77,25 +98,17 @@ def run_serve(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, max_frames=args.max_frames, max_side=args.max_side,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets that say so, and without
-    # it Nagle's algorithm holds each keep-alive response's body for the client's delayed ACK (~40 ms).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((config.host, config.port))
-    except OSError as e:
-        sock.close()
-        raise UsageError(f"cannot listen on {config.host}:{config.port} ({e.strerror})") from None
-    sock.listen(2048)  # connections queue here until the server starts accepting
+    sock = _listen(config.host, config.port)
     try:
         service = Service.open(config)
     except DataDirBusy as e:
         sock.close()
         raise UsageError(str(e)) from None
+    except BaseException:
+        sock.close()
+        raise
     host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     auth = f"{len(config.api_keys)} API key(s)" if config.api_keys else "no API key (loopback only)"
     print(f"kinema serve: http://{shown}:{port} serving {service.model.name} with {config.workers} worker(s), "
           f"{auth}; data in {config.data_dir}", flush=True)
