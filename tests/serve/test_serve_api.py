@@ -185,5 +185,7 @@ def test_web_page_and_openapi_are_published(live: ServiceProcess) -> None:
     page = httpx.get(f"{live.url}/")
     assert page.status_code == 200 and 'id="prompt"' in page.text
     assert httpx.get(f"{live.url}/web/app.js").status_code == 200
+    info = httpx.get(f"{live.url}/v1/kinema/info").json()
+    assert (info["model"], info["workers"], info["auth_required"], info["width"]) == ("kinema-tiny", 1, True, TINY_SIDE)
     paths = httpx.get(f"{live.url}/openapi.json").json()["paths"]
     assert {"/v1/video_generation", "/v1/query/video_generation", "/v1/files/retrieve"} <= set(paths)

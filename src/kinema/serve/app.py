@@ -17,7 +17,6 @@ database call is a short local SQLite transaction.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,7 +50,6 @@ from kinema.serve.security import AuthError
 from kinema.serve.service import Service
 from kinema.serve.store import QueueFull, Task
 
-log = logging.getLogger("kinema.serve")
 
 WEB_DIR = Path(__file__).parent / "web"
 CONTENT_PATH = "/v1/files/content"
@@ -153,7 +151,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
+        # Starlette re-raises after this answer, so uvicorn logs the traceback once.
         body = error_body(request.url.path, UNKNOWN_ERROR, f"internal error: {type(exc).__name__}")
         return JSONResponse(body, status_code=500, headers={"Trace-Id": secrets.token_hex(16)})
 
@@ -287,7 +285,7 @@ def create_app(service: Service) -> FastAPI:
         return {
             "model": model.name, "auth_required": service.keys.required, "steps": model.steps,
             "frames": model.frames, "width": model.width, "height": model.height, "fps": model.fps,
-            "workers": config.workers, "queued": store.waiting_count(),
+            "workers": config.workers, "workers_running": len(service.pool.pids()), "queued": store.waiting_count(),
             "base_resp": base_resp(OK, "success"),
         }
 

@@ -124,6 +124,7 @@ class ServiceInfo(BaseModel):
     width: int
     height: int
     fps: float
-    workers: int
-    queued: int
+    workers: int = Field(description="configured generation workers")
+    workers_running: int = Field(description="worker processes alive now (a restarting worker is not)")
+    queued: int = Field(description="tasks waiting for a worker")
     base_resp: BaseResp
