@@ -152,6 +152,7 @@ def main() -> None:
     config = load_config()
     _engine()  # load the OCR model outside the in-process timings
     become_subreaper()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         paths = inputs(Path(tmp))
         seconds = sum(duration(p) for p in paths)
@@ -204,7 +205,9 @@ def main() -> None:
         same = decode2 if runs[name][1] == 2 else decode1
         lines.append(f"| {name} | {t:.2f} | {seconds / t:.1f}x | {t / decode1:.2f}x | {t / same:.2f}x | "
                      f"{cpu[name]:.2f} | {cpu[name] / cpu['decode, 1 process']:.2f}x |")
-    lines.append(f"\nCPU seconds do not depend on how busy the shared machine is: on 2 otherwise idle cores "
+    lines.append(f"\nLoad average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run on "
+                 f"{os.cpu_count()} cores: wall times include waiting for other jobs. "
+                 f"CPU seconds do not depend on how busy the shared machine is: on 2 otherwise idle cores "
                  f"`kinema curate --workers 2` would reach at most {2 * seconds / cpu['kinema curate --workers 2']:.1f}x "
                  f"realtime (video seconds / (CPU seconds / 2)).")
     for name, n, sub_seconds, k in naive_rows:

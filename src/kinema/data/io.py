@@ -113,6 +113,15 @@ def _open(path: str | os.PathLike) -> av.container.InputContainer:
         raise MediaError(f"{p} is not a readable video ({type(e).__name__}: {e})") from None
 
 
+def frame_rotation(frame: av.VideoFrame) -> int:
+    """Display rotation of a decoded frame in degrees counter-clockwise (0, 90, 180 or 270).
+
+    PyAV reads it from the frame's display matrix (FFmpeg's av_display_rotation_get: the angle by
+    which the picture must turn counter-clockwise to be shown upright).
+    """
+    return int(round(float(frame.rotation or 0) / 90.0)) * 90 % 360
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Read a video's header.
 
@@ -223,15 +232,6 @@ def decode(info: VideoInfo, plan: DecodePlan | None = None) -> Iterator[DecodedF
             raise MediaError(f"{info.path}: decoding failed after {index} frames ({e})") from None
     if index == 0:
         raise MediaError(f"{info.path} has a video stream but no decodable frames")
-
-
-def frame_rotation(frame: av.VideoFrame) -> int:
-    """Display rotation of a decoded frame in degrees counter-clockwise (0, 90, 180 or 270).
-
-    PyAV reads it from the frame's display matrix (FFmpeg's av_display_rotation_get: the angle by
-    which the picture must turn counter-clockwise to be shown upright).
-    """
-    return int(round(float(frame.rotation or 0) / 90.0)) * 90 % 360
 
 
 def read_frame(path: str | os.PathLike, time: float) -> np.ndarray:
