@@ -101,6 +101,9 @@ def test_clip_measurements_match_the_ground_truth(dataset):
     df = read_manifest(dataset)
     cuts = df[(df["kind"] == "video") & (df["source"].str.endswith("a_cuts.mp4"))].sort_values("shot_index")
     assert cuts["camera_motion"].tolist() == ["pan left", "static shot", "zoom in"]
+    clips = df[(df["kind"] == "video") & (df["error"] == "") & (df["reject_reason"] != "too_short")]
+    by_name = {Path(s).name: set(g["camera_motion"]) for s, g in clips.groupby("source")}
+    assert by_name["b_static.mp4"] == {"handheld shot"} and by_name["c_mpeg4.avi"] == {"tilt up"}
     assert (cuts["text_area"] < 0.005).all() and (cuts["border_fraction"] == 0).all()
 
 

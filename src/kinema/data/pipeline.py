@@ -143,15 +143,16 @@ def _progress(total: int, initial: int, show: bool | None):  # noqa: ANN202 (a t
 def _worker_context() -> BaseContext:
     """How worker processes start: forked from a fork server that has imported the pipeline.
 
-    Importing the pipeline (pandas, OpenCV, PySceneDetect) costs about a CPU second; a fork server
-    pays it once and every worker starts as a copy. Workers are never forked from this process,
+    Importing the pipeline (pandas, OpenCV, PySceneDetect, the OCR package) costs about a CPU
+    second; a fork server pays it once and every worker starts as a copy (the OCR model itself is
+    loaded in each worker, on first use). Workers are never forked from this process,
     which may already hold decoder or ONNX runtime threads that do not survive a fork. Where there
     is no fork server (Windows), workers are spawned and each imports the pipeline itself.
     """
     if "forkserver" not in get_all_start_methods():
         return get_context("spawn")
     context = get_context("forkserver")
-    context.set_forkserver_preload(["kinema.data.pipeline"])
+    context.set_forkserver_preload(["kinema.data.pipeline", "rapidocr_onnxruntime"])
     return context
 
 
