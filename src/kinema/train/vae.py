@@ -67,7 +67,8 @@ class VAERecipe:
     checkpoint_every: int = 250
     log_every: int = 10
     threads: int | None = None
-    eval_clips: int = 16  # held-out clips for the PSNR printed at the end
+    eval_clips: int = 16  # held-out clips: reconstruction PSNR every `eval_every` steps and at the end
+    eval_every: int = 200
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -114,6 +115,20 @@ def measure_scaling_factor(vae: CausalVAE, videos: Tensor) -> float:
     return 1.0 / vae.encode(videos).mean.std().item()
 
 
+def held_out_video(recipe: VAERecipe, clips: list) -> torch.Tensor:
+    """Fixed evaluation windows: the last stage's size, as many frames as the clips allow (4k+1)."""
+    stage = recipe.stages[-1]
+    frames = min(stage.frames, min(c.video.shape[0] for c in clips))
+    frames = (frames - 1) // 4 * 4 + 1
+    windows = sample_windows(clips, len(clips), frames, stage.height, stage.width, 1, torch.Generator().manual_seed(recipe.seed))
+    return to_model_range(windows)
+
+
+@torch.no_grad()
+def reconstruction_psnr(vae: CausalVAE, video: torch.Tensor) -> float:
+    return psnr(vae.decode(vae.encode(video).mode()), video)
+
+
 def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None = None) -> Path:
     """Run (or resume) a VAE training recipe; returns the exported VAE folder."""
     set_threads(recipe.threads)
@@ -144,6 +159,7 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
         step = state["step"]
         print(f"resumed {run_dir} at step {step} from {found.name}")
     log = Logger(run_dir, recipe.total_steps, step, "train-vae")
+    held_out = held_out_video(recipe, eval_clips) if eval_clips else None
 
     # 2. Loop.
     while step < recipe.total_steps:
@@ -173,8 +189,12 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
         if ema is not None:
             ema.update(vae)
         step += 1
-        log.step(step, {"loss": loss.item(), "l1": l1.item(), "kl": kl.item(), "adv": adv.item(), "grad_norm": grad_norm.item()},
-                 every=recipe.log_every)
+        scalars = {"loss": loss.item(), "l1": l1.item(), "kl": kl.item(), "adv": adv.item(), "grad_norm": grad_norm.item()}
+        if held_out is not None and step % recipe.eval_every == 0:
+            vae.eval()
+            scalars["eval_psnr"] = reconstruction_psnr(vae, held_out)
+            vae.train()
+        log.step(step, scalars, every=recipe.log_every)
         if step % recipe.checkpoint_every == 0 or step == recipe.total_steps:
             path = save_checkpoint(run_dir, step, vae, opt, ema, {"kind": "vae"})
             if disc is not None:
@@ -185,16 +205,9 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
     vae.eval()
     if ema is not None:
         ema.copy_to(vae)
-    stage = recipe.stages[-1]
-    if eval_clips:
-        frames = min(stage.frames, min(c.video.shape[0] for c in eval_clips))
-        frames = (frames - 1) // 4 * 4 + 1
-        held_out = to_model_range(sample_windows(eval_clips, len(eval_clips), frames, stage.height, stage.width, 1,
-                                                 torch.Generator().manual_seed(recipe.seed)))
+    if held_out is not None:
         scale = measure_scaling_factor(vae, held_out)
-        with torch.no_grad():
-            rec = vae.decode(vae.encode(held_out).mode())
-        value = psnr(rec, held_out)
+        value = reconstruction_psnr(vae, held_out)
         print(f"held-out reconstruction PSNR {value:.2f} dB on {len(eval_clips)} clips; latent scaling factor {scale:.4f}")
         vae.cfg = dataclasses.replace(vae.cfg, scaling_factor=scale)
     output = Path(recipe.output) if recipe.output else run_dir / "vae"
