@@ -1,6 +1,7 @@
 """Both trainers on tiny recipes: finite losses, checkpoints, exact resumption, an exported pipeline."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,8 @@ def test_dit_resume_continues_with_the_same_losses(dataset, vae_dir, tmp_path):
     assert len(reference) == 5 and all(l == l for l in reference)
 
     split = dit_recipe(tmp_path / "b", dataset, vae_dir, steps=5)
+    (tmp_path / "b").mkdir()
+    shutil.copyfile(tmp_path / "a" / "latents.safetensors", tmp_path / "b" / "latents.safetensors")  # reuse the cache
     assert train_dit(split, max_steps=3) is None  # stopped early: no export yet
     resumed = train_dit(split, resume=True)
     assert resumed is not None
