@@ -161,7 +161,13 @@ def _clip_row(source: str, info: VideoInfo, shot: Shot, shot_index: int, splitte
 
 
 def process_video(source: str | os.PathLike, config: CurateConfig, threads: int = 1) -> list[dict]:
-    """All manifest rows of one video (never raises for a bad file: it becomes an error row)."""
+    """All manifest rows of one video (never raises for a bad file: it becomes an error row).
+
+    Args:
+        source: the video file.
+        config: curation settings.
+        threads: decoder threads (1 when every core runs a process of its own).
+    """
     source = str(source)
     try:
         info = probe(source)
@@ -185,8 +191,11 @@ def process_video(source: str | os.PathLike, config: CurateConfig, threads: int 
                 samples = None
                 if picked:
                     samples = _Samples(
-                        np.stack([p[2] for p in picked]), np.array([p[1] for p in picked]), np.array([p[0] for p in picked]),
-                        np.stack([o[2] for o in ocr]) if ocr else np.zeros((0, 1, 1, 3), np.uint8), np.array([o[1] for o in ocr]),
+                        frames=np.stack([p[2] for p in picked]),
+                        times=np.array([p[1] for p in picked]),
+                        indices=np.array([p[0] for p in picked]),
+                        ocr=np.stack([o[2] for o in ocr]) if ocr else np.zeros((0, 1, 1, 3), np.uint8),
+                        ocr_times=np.array([o[1] for o in ocr], np.float64),
                     )
                 rows.append(_clip_row(source, info, shot, len(rows), splitter, samples, config))
                 buffer[:] = [s for s in buffer if s[0] >= shot.end]
