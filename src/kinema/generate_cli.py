@@ -32,18 +32,28 @@ def run_generate(args: argparse.Namespace) -> int:
 
     import torch
 
+    from kinema.models.parallel import enable_sequence_parallel
     from kinema.pipeline import Pipeline
+    from kinema.train.distributed import ParallelConfig, init_parallel, torchrun_world_size
 
-    dtype = torch.bfloat16 if str(args.device).startswith("cuda") else None
+    # Under torchrun every process holds a share of each video's tokens (Ulysses sequence parallelism).
+    parallel = init_parallel(ParallelConfig(sequence=torchrun_world_size()))
+    device = parallel.device if parallel.distributed else args.device
+    dtype = torch.bfloat16 if str(device).startswith("cuda") else None
     start = time.perf_counter()
-    pipe = Pipeline.from_pretrained(args.checkpoint, device=args.device, dtype=dtype)
+    pipe = Pipeline.from_pretrained(args.checkpoint, device=device, dtype=dtype)
+    if parallel.distributed:
+        enable_sequence_parallel(pipe.dit, parallel.sp_group)
     loaded = time.perf_counter()
     video = pipe(
         args.prompt, seed=args.seed, negative_prompt=args.negative_prompt, steps=args.steps, shift=args.shift,
         cfg_scale=args.cfg_scale, guidance=args.guidance, frames=args.frames, height=args.height,
-        width=args.width, progress=True,
+        width=args.width, progress=parallel.is_main,
     )
     done = time.perf_counter()
+    parallel.close()
+    if not parallel.is_main:
+        return 0  # every rank holds the same video; rank 0 writes it
     mp4, png = video.save(args.output)
     t, h, w = video.frames.shape[:3]
     print(f"wrote {mp4} ({t} frames, {w}×{h}, {video.fps:g} fps) and preview {png}")
