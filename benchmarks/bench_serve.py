@@ -28,6 +28,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import sqlite3
 import statistics
@@ -155,6 +156,8 @@ async def client_loop(url: str, key: str, end: float, poll_s: float, patience: i
 
     prompts = ["a red circle moves to the right", "a blue square moves up", "a green triangle moves left"]
     n = 0
+    # Clients start at random offsets within one cycle, as independent users would, not in lockstep bursts.
+    await asyncio.sleep(random.uniform(0.0, poll_s * patience))
     try:
         while time.monotonic() < end:
             n += 1

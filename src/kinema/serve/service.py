@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -101,7 +102,7 @@ class Service:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.aclose()
 
-    async def _every(self, period_s: float, step) -> None:
+    async def _every(self, period_s: float, step: Callable[[], Awaitable[None]]) -> None:
         while True:
             try:
                 await step()

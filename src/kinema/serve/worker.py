@@ -27,9 +27,13 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kinema.serve.protocol import INVALID_PARAMS, UNKNOWN_ERROR
 from kinema.serve.store import Claim, TaskStore
+
+if TYPE_CHECKING:
+    from kinema.pipeline import Pipeline
 
 log = logging.getLogger("kinema.serve.worker")
 
@@ -86,7 +90,7 @@ def run_worker(cfg: WorkerConfig) -> None:
     store.close()
 
 
-def run_task(pipe: object, store: TaskStore, claim: Claim, data_dir: Path) -> None:
+def run_task(pipe: Pipeline, store: TaskStore, claim: Claim, data_dir: Path) -> None:
     """Generate one claimed task and record its outcome; never raises for a task's own failure."""
     from kinema.media import write_mp4
 
@@ -94,7 +98,7 @@ def run_task(pipe: object, store: TaskStore, claim: Claim, data_dir: Path) -> No
     if not store.mark_processing(claim):
         return
     try:
-        video = pipe(  # type: ignore[operator]
+        video = pipe(
             task.prompt, seed=p.seed, negative_prompt=p.negative_prompt, steps=p.steps, shift=p.shift,
             cfg_scale=p.cfg_scale, guidance=p.guidance, frames=p.frames, height=p.height, width=p.width,
         )
