@@ -1,5 +1,6 @@
 """Ulysses sequence parallelism on 2 CPU processes (gloo): attention, the DiT forward and its gradients
-equal one process's, for even and uneven token counts, with and without padding masks."""
+equal one process's, for even and uneven token counts, with and without padding masks; so does
+`kinema generate` under torchrun."""
 
 from __future__ import annotations
 
