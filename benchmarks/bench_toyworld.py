@@ -20,7 +20,7 @@ from common import append_results, median_time  # noqa: E402
 from kinema.caption.schema import caption_to_prompt  # noqa: E402
 from kinema.data.camera import CameraConfig  # noqa: E402
 from kinema.toyworld.captions import scene_caption  # noqa: E402
-from kinema.toyworld.dataset import read_media, write_mp4  # noqa: E402
+from kinema.media import read_video, write_mp4  # noqa: E402
 from kinema.toyworld.judge import JudgeConfig, accuracy, judge  # noqa: E402
 from kinema.toyworld.render import render, render_batch  # noqa: E402
 from kinema.toyworld.scene import WorldConfig, sample_scenes  # noqa: E402
@@ -66,7 +66,7 @@ def main() -> None:
             for i, v in enumerate(videos[:50]):
                 path = Path(tmp) / f"{pix}{i}.mp4"
                 write_mp4(path, v, 8.0, pix_fmt=pix)
-                values.append(psnr(read_media(path), v))
+                values.append(psnr(read_video(path), v))
                 sizes.append(path.stat().st_size)
             ms = 1000 * (time.perf_counter() - start) / 50
             table.append(

@@ -1,4 +1,4 @@
-"""Writing generated videos: H.264 mp4 files and contact-sheet previews, written atomically."""
+"""Reading and writing media: H.264 mp4 files (written atomically), images, contact-sheet previews."""
 
 from __future__ import annotations
 
@@ -19,22 +19,28 @@ def _atomic_target(path: Path) -> tuple[Path, Path]:
     return path, Path(tmp)
 
 
-def write_mp4(path: str | os.PathLike, video: np.ndarray, fps: float, crf: int = 18) -> Path:
-    """Encode (T, H, W, 3) uint8 RGB as H.264 (yuv420p, playable everywhere) to `path`, atomically.
+def write_mp4(
+    path: str | os.PathLike, video: np.ndarray, fps: float, crf: int = 18, pix_fmt: str = "yuv420p"
+) -> Path:
+    """Encode (T, H, W, 3) uint8 RGB as H.264 to `path`, atomically (temporary file, then rename).
 
-    Odd sizes are padded by one pixel (edge replicate), since yuv420p needs even dimensions.
+    The default, 4:2:0 chroma, plays everywhere; odd sizes are padded by one pixel (edge replicate)
+    since 4:2:0 needs even dimensions. Training data uses "yuv444p" at crf 12: 4:2:0 smears the
+    saturated edges of small shapes (64×64 toy renders: 31–44 dB PSNR at 4:2:0 against 42–47 dB at
+    4:4:4, same file size), which would cap a VAE's reconstruction quality.
     """
     if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
         raise ValueError(f"video must be (frames, height, width, 3) uint8, got {video.shape} {video.dtype}")
-    pad_h, pad_w = video.shape[1] % 2, video.shape[2] % 2
-    if pad_h or pad_w:
-        video = np.pad(video, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    if pix_fmt == "yuv420p":
+        pad_h, pad_w = video.shape[1] % 2, video.shape[2] % 2
+        if pad_h or pad_w:
+            video = np.pad(video, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     target, tmp = _atomic_target(Path(path))
     try:
         with av.open(str(tmp), "w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height = video.shape[2], video.shape[1]
-            stream.pix_fmt = "yuv420p"
+            stream.pix_fmt = pix_fmt
             stream.options = {"crf": str(crf), "preset": "medium"}
             for frame in video:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
@@ -44,6 +50,35 @@ def write_mp4(path: str | os.PathLike, video: np.ndarray, fps: float, crf: int =
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def read_video(path: str | os.PathLike, start: float | None = None, end: float | None = None) -> np.ndarray:
+    """Decode a video (its [start, end) seconds, if given) or a still image into (T, H, W, 3) uint8 RGB.
+
+    Raises:
+        ValueError: one sentence, if the file cannot be decoded or has no frames in the range.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
+        try:
+            return np.asarray(Image.open(path).convert("RGB"))[None]
+        except OSError as e:
+            raise ValueError(f"cannot read image {path}: {e}") from None
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                t = frame.time
+                if start is not None and t is not None and t < start - 1e-6:
+                    continue
+                if end is not None and t is not None and t >= end - 1e-6:
+                    break
+                frames.append(frame.to_ndarray(format="rgb24"))
+    except (av.FFmpegError, IndexError) as e:
+        raise ValueError(f"cannot decode video {path}: {e}") from None
+    if not frames:
+        raise ValueError(f"video {path} has no frames in the requested range")
+    return np.stack(frames)
 
 
 def contact_sheet(video: np.ndarray, columns: int = 6, scale: int = 2, frames: int | None = None) -> np.ndarray:

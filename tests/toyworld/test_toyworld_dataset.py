@@ -19,7 +19,8 @@ from kinema.toyworld.adherence import (
     ground_truth_generator,
     write_report,
 )
-from kinema.toyworld.dataset import read_media, read_truths, render_dataset
+from kinema.media import read_video
+from kinema.toyworld.dataset import read_truths, render_dataset
 from kinema.toyworld.render import render
 from kinema.toyworld.scene import WorldConfig, scene_for
 
@@ -43,7 +44,7 @@ def test_rendered_dataset_follows_the_manifest_contract(dataset):
         caption = Caption.model_validate_json(row.caption)
         assert caption.camera_motion.type == truth.camera == row.camera_motion
         assert row.prompt.startswith(caption.short_description)
-        video = read_media(media_path(dataset, row.path))
+        video = read_video(media_path(dataset, row.path))
         assert video.shape == (9, 48, 64, 3)
         # H.264 at crf 12 keeps the render close: PSNR well above the VAE's 30 dB target.
         mse = np.mean((video.astype(np.float64) - render(truth)) ** 2)

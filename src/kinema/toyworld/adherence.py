@@ -81,7 +81,8 @@ def dataset_cases(dataset: str | os.PathLike) -> tuple[list[EvalCase], Generator
     """
     from kinema.caption.schema import Caption
     from kinema.data.manifest import media_path
-    from kinema.toyworld.dataset import read_media, read_truths
+    from kinema.media import read_video
+    from kinema.toyworld.dataset import read_truths
 
     df, truths = read_truths(dataset)
     df = df.reset_index(drop=True)
@@ -95,7 +96,7 @@ def dataset_cases(dataset: str | os.PathLike) -> tuple[list[EvalCase], Generator
         cases.append(EvalCase(prompt, i, truth if truth is not None else parse_prompt(prompt)))
 
     def generate(prompt: str, seed: int) -> np.ndarray:
-        return read_media(media_path(dataset, df["path"][seed]))
+        return read_video(media_path(dataset, df["path"][seed]))
 
     return cases, generate
 

@@ -9,33 +9,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
 from kinema.data.manifest import media_path, read_manifest
-
-
-def read_video(path: str | os.PathLike, start: float | None = None, end: float | None = None) -> np.ndarray:
-    """Decode a video file (or its [start, end) seconds) into (T, H, W, 3) uint8 RGB."""
-    frames = []
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else None
-                if start is not None and t is not None and t < start - 1e-6:
-                    continue
-                if end is not None and t is not None and t >= end - 1e-6:
-                    break
-                frames.append(frame.to_ndarray(format="rgb24"))
-    except (av.FFmpegError, IndexError) as e:
-        raise ValueError(f"cannot decode video {path}: {e}") from None
-    if not frames:
-        raise ValueError(f"video {path} has no frames in the requested range")
-    return np.stack(frames)
+from kinema.media import read_video
 
 
 @dataclass(frozen=True)
