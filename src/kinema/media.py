@@ -53,11 +53,16 @@ def write_mp4(
 
 
 def read_video(path: str | os.PathLike, start: float | None = None, end: float | None = None) -> np.ndarray:
-    """Decode a video (its [start, end) seconds, if given) or a still image into (T, H, W, 3) uint8 RGB.
+    """Decode a video (or a still image) into upright (T, H, W, 3) uint8 RGB frames.
+
+    `start`/`end` select [start, end) seconds counted from the first frame, as the manifest's clip
+    ranges are (streams need not start at time 0). Display rotation metadata is applied.
 
     Raises:
         ValueError: one sentence, if the file cannot be decoded or has no frames in the range.
     """
+    from kinema.data.io import frame_rotation
+
     path = Path(path)
     if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
         try:
@@ -67,13 +72,19 @@ def read_video(path: str | os.PathLike, start: float | None = None, end: float |
     frames = []
     try:
         with av.open(str(path)) as container:
+            origin = None
             for frame in container.decode(video=0):
                 t = frame.time
-                if start is not None and t is not None and t < start - 1e-6:
-                    continue
-                if end is not None and t is not None and t >= end - 1e-6:
-                    break
-                frames.append(frame.to_ndarray(format="rgb24"))
+                if t is not None:
+                    origin = t if origin is None else origin
+                    t -= origin
+                    if start is not None and t < start - 1e-6:
+                        continue
+                    if end is not None and t >= end - 1e-6:
+                        break
+                image = frame.to_ndarray(format="rgb24")
+                rotation = frame_rotation(frame)
+                frames.append(np.ascontiguousarray(np.rot90(image, k=rotation // 90)) if rotation else image)
     except (av.FFmpegError, IndexError) as e:
         raise ValueError(f"cannot decode video {path}: {e}") from None
     if not frames:
