@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 
 from kinema.models.dit import DiTConfig
 from kinema.models.layers import attention
-from kinema.models.parallel import SequenceParallel, enable_sequence_parallel
+from kinema.models.parallel import SequenceParallel, enable_sequence_parallel, sequence_parallel
 from kinema.models.sizes import build_dit
 
 WORLD = 2
@@ -87,13 +87,15 @@ def scenarios(rank: int) -> dict[str, object]:
     results["attention_even"] = attention_case(rank, None)
     results["attention_masked"] = attention_case(rank, [8, 5])
     model = random_model()
-    enable_sequence_parallel(model)
-    for case in DIT_CASES:
-        grads = run_dit(model, case)
-        for name, grad in grads.items():
-            if name != "out":
-                dist.all_reduce(grad)  # what DDP / FSDP do with the ranks' gradients
-        results[case] = grads
+    with sequence_parallel(model):
+        for case in DIT_CASES:
+            grads = run_dit(model, case)
+            for name, grad in grads.items():
+                if name != "out":
+                    dist.all_reduce(grad)  # what DDP / FSDP do with the ranks' gradients
+            results[case] = grads
+    blocks = [*model.double_blocks, *model.single_blocks]
+    results["restored"] = model.sequence_parallel is None and all(b.attention is attention for b in blocks)
     try:
         enable_sequence_parallel(build_dit(DiTConfig(**{**CFG.to_dict(), "heads": 1, "head_dim": 32,
                                                        "rope_dims": (8, 12, 12)})))
@@ -160,8 +162,9 @@ def test_sequence_parallel_dit_equals_one_process(ranks, case):
             torch.testing.assert_close(result[case][name], grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
-def test_heads_must_split_evenly(ranks):
+def test_heads_must_split_evenly_and_leaving_the_context_restores_attention(ranks):
     assert "1 attention heads cannot be split over 2" in ranks[0]["heads_error"]
+    assert ranks[0]["restored"] and ranks[1]["restored"]
 
 
 def test_needs_torch_distributed():

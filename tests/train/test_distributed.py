@@ -83,8 +83,8 @@ def launch(*argv: str, torchrun: bool = False) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
 
 
-def losses(run: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+def losses(run: Path, key: str = "loss") -> list[float]:
+    return [json.loads(line)[key] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def final_state(run: Path) -> dict[str, torch.Tensor]:
@@ -101,6 +101,8 @@ def final_state(run: Path) -> dict[str, torch.Tensor]:
 
 def assert_same_run(run: Path, reference: Path) -> None:
     assert losses(run) == pytest.approx(losses(reference), rel=1e-5, abs=1e-7)
+    # The gradient before clipping: Adam would hide a wrongly scaled one from the losses and weights.
+    assert losses(run, "grad_norm") == pytest.approx(losses(reference, "grad_norm"), rel=1e-5)
     got, want = final_state(run), final_state(reference)
     assert got.keys() == want.keys()
     for k, v in want.items():
