@@ -38,6 +38,7 @@ class Behavior:
         gateway_errors: how many API requests answer HTTP 502 with an HTML page.
         statuses: the status each successive query returns for a task; the last one repeats.
         status_case: "title" (`Success`) or "lower" (`success`) or "failed" (`failed` instead of `Fail`).
+        fail_code: the `base_resp` code a failed task's query answers with.
         url_ttl_s: lifetime of download URLs.
         expired_urls: how many download URLs are issued already expired.
         video_bytes: the content every task produces.
@@ -53,6 +54,7 @@ class Behavior:
     gateway_errors: int = 0
     statuses: list[str] = field(default_factory=lambda: ["Preparing", "Queueing", "Processing", "Success"])
     status_case: str = "title"
+    fail_code: int = 1027  # base_resp code of a failed task's query
     url_ttl_s: float = 3600.0
     expired_urls: int = 0
     video_bytes: bytes = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
@@ -242,7 +244,7 @@ def _make_handler(server: FakeMiniMax) -> type[BaseHTTPRequestHandler]:
             if status == "Success" and "forbidden" in task.prompt:
                 status = "Fail"
             if status == "Fail":
-                return self._base(1027, "Contains sensitive content in the generated video",
+                return self._base(server.behavior.fail_code, "Contains sensitive content in the generated video",
                                   task_id=task.task_id, status=self._status_text("Fail"))
             if status != "Success":
                 return self._base(0, "success", task_id=task.task_id, status=self._status_text(status))

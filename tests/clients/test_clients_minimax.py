@@ -63,6 +63,15 @@ def test_failed_task_raises_with_code_and_task_id(fake, tmp_path):
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_failed_task_with_a_retryable_code_is_a_task_failure_not_retried(fake, tmp_path):
+    fake.behavior.fail_code = 1000  # what a self-hosted server answers for a crashed generation
+    with make_client(fake) as client, pytest.raises(MiniMaxTaskFailed) as info:
+        client.generate_video(VideoRequest(prompt="something forbidden"), tmp_path / "x.mp4")
+    assert info.value.status_code == 1000
+    queries = [r for r in fake.requests if r.path == "/v1/query/video_generation"]
+    assert len(queries) == 4  # Preparing, Queueing, Processing, then Fail once: no retries of the failure
+
+
 @pytest.mark.parametrize("case, expected", [("lower", "success"), ("failed", "fail")])
 def test_status_is_compared_case_insensitively(fake, tmp_path, case, expected):
     fake.behavior.status_case = case

@@ -196,6 +196,9 @@ class MiniMaxClient:
         data = self._call(
             "GET", "/v1/query/video_generation", params={"task_id": task_id},
             timeout=self.config.query_timeout, pass_codes=CONTENT_CODES,
+            # A failed task carries its failure code in base_resp: that is the task's outcome, to be
+            # raised as MiniMaxTaskFailed, not an API error to retry (a self-hosted server fails with 1000).
+            final=lambda body: str(body.get("status", "")).lower() in ("fail", "failed"),
         )
         code, msg = base_resp(data)
         status = TaskStatus(
@@ -360,13 +363,15 @@ class MiniMaxClient:
         timeout: float | None = None,
         idempotent: bool = True,
         pass_codes: frozenset[int] = frozenset(),
+        final: Callable[[dict], bool] | None = None,
     ) -> dict:
         """Send one API request with retries; return the JSON body once `base_resp` says success.
 
         `idempotent=False` (creating a task) retries only failures that prove the server did not
         act: connection errors before sending, rate-limit and transient `base_resp` codes, HTTP
         429/503. A read timeout is not retried then: the task may exist, and a second one would bill twice.
-        Codes in `pass_codes` are returned to the caller instead of raised.
+        Codes in `pass_codes`, and bodies for which `final(body)` is true, are returned to the caller
+        instead of raised or retried.
         """
         if self.config.group_id:
             params = {**(params or {}), "GroupId": self.config.group_id}
@@ -405,7 +410,7 @@ class MiniMaxClient:
                     continue
                 raise err
             code, msg = base_resp(data)
-            if code == 0 or code in pass_codes:
+            if code == 0 or code in pass_codes or (final is not None and final(data)):
                 return data
             err = error_for(code, msg, http_status=resp.status_code, trace_id=trace_id, endpoint=path)
             if err.retryable and attempt < self.config.max_retries:
