@@ -86,3 +86,14 @@ def test_zero_init_starts_at_zero_velocity_and_every_size_builds_on_meta():
             assert sum(p.numel() for p in build_dit(name).parameters()) > 0
     with pytest.raises(ValueError, match="unknown DiT size"):
         build_dit("huge")
+
+
+def test_bfloat16_forward_tracks_float32():
+    m = random_model()
+    x = torch.randn(1, 4, 3, 4, 4)
+    args = (torch.tensor([300.0]), torch.randn(1, 5, 12), torch.ones(1, 5, dtype=torch.bool), torch.randn(1, 6))
+    with torch.no_grad():
+        full = m(x, *args)
+        half = m.to(torch.bfloat16)(x, *args)  # inputs are cast to the weights' dtype
+    assert half.dtype == torch.bfloat16
+    assert ((half.float() - full).norm() / full.norm()).item() < 0.05
