@@ -124,6 +124,9 @@ class DiTRecipe:
     threads: int | None = None
     gradient_checkpointing: bool = False
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    # Embedded guidance fed while training a guidance-embedded model (e.g. fine-tuning the released
+    # cfg-distilled 13B DiT, whose guidance input the reference sets to 6.0); None for models without one.
+    guidance: float | None = None
     parallel: ParallelConfig = field(default_factory=ParallelConfig)  # under torchrun (kinema.train.distributed)
 
     def __post_init__(self) -> None:
@@ -235,9 +238,10 @@ class DiTTrainer:
         t = self.time.sample(bucket.batch_size, g)
         x_t, noise = noisy_inputs(latents, t, g)
         # Every rank drew the whole batch (same generator, same numbers); it trains on its share.
-        x_t, t, latents, noise, states, mask, pooled = self.parallel.shard_batch(
-            x_t, t, latents, noise, text.states, text.mask, text.pooled)
-        velocity = self.net(x_t, t * 1000, states, mask, pooled)
+        guidance = torch.full_like(t, 1000.0 * (self.recipe.guidance or 0.0))
+        x_t, t, latents, noise, states, mask, pooled, guidance = self.parallel.shard_batch(
+            x_t, t, latents, noise, text.states, text.mask, text.pooled, guidance)
+        velocity = self.net(x_t, t * 1000, states, mask, pooled, guidance if self.recipe.guidance is not None else None)
         return flow_matching_loss(velocity, latents, noise)
 
     def step(self, step: int) -> dict[str, float]:
