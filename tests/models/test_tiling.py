@@ -32,10 +32,11 @@ def decode_local(latents: torch.Tensor) -> torch.Tensor:
     return latents.index_select(2, index).repeat_interleave(8, dim=3).repeat_interleave(8, dim=4) - 0.5
 
 
-tilings = st.builds(
-    lambda size, stride, frames, fstride: TilingConfig(8 * size, 8 * min(stride, size), 4 * frames, 4 * min(fstride, frames)),
-    st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4),
-)
+def _tiling(size: int, stride: int, frames: int, frame_stride: int) -> TilingConfig:
+    return TilingConfig(8 * size, 8 * min(stride, size), 4 * frames, 4 * min(frame_stride, frames))
+
+
+tilings = st.builds(_tiling, st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4))
 
 
 @settings(max_examples=60, deadline=None)

@@ -64,7 +64,7 @@ def test_unknown_size_and_bad_configs_are_errors_for_people():
     with pytest.raises(ValueError, match="unknown VAE size 'huge'"):
         build_vae("huge")
     with pytest.raises(ValueError, match="norm_num_groups 3 must divide"):
-        VAEConfig(block_out_channels=(8, 8), norm_num_groups=3, spatial_compression_ratio=2, temporal_compression_ratio=2)
+        VAEConfig(block_out_channels=(8, 8, 8, 8), norm_num_groups=3)
     with pytest.raises(ValueError, match="temporal_compression_ratio must be a power of two"):
         VAEConfig(temporal_compression_ratio=3)
     assert VAEConfig(block_out_channels=[8, 8, 8, 8], norm_num_groups=4).block_out_channels == (8, 8, 8, 8)  # from JSON

@@ -181,7 +181,9 @@ def tiled_encode(
     cols = _spatial_plan(w, tiling.tile_size, tiling.tile_stride, s)
     blend_t = (tiling.tile_frames - tiling.tile_frame_stride) // temporal_ratio
     blend_hw = (tiling.tile_size - tiling.tile_stride) // spatial_ratio
-    return _run_tiled(encode, video, times, rows, cols, blend_t, blend_hw, (t - 1) // temporal_ratio + 1, h // spatial_ratio, w // spatial_ratio)
+    out_frames = (t - 1) // temporal_ratio + 1
+    out_size = (out_frames, h // spatial_ratio, w // spatial_ratio)
+    return _run_tiled(encode, video, times, rows, cols, blend_t, blend_hw, *out_size)
 
 
 def tiled_decode(
@@ -194,9 +196,13 @@ def tiled_decode(
     """
     tiling.check(spatial_ratio, temporal_ratio)
     _, _, t, h, w = latents.shape
-    times = _temporal_plan(t, tiling.tile_frames // temporal_ratio, tiling.tile_frame_stride // temporal_ratio, temporal_ratio)
-    rows = _spatial_plan(h, tiling.tile_size // spatial_ratio, tiling.tile_stride // spatial_ratio, spatial_ratio)
-    cols = _spatial_plan(w, tiling.tile_size // spatial_ratio, tiling.tile_stride // spatial_ratio, spatial_ratio)
+    size, stride = tiling.tile_size // spatial_ratio, tiling.tile_stride // spatial_ratio
+    frames, frame_stride = tiling.tile_frames // temporal_ratio, tiling.tile_frame_stride // temporal_ratio
+    times = _temporal_plan(t, frames, frame_stride, temporal_ratio)
+    rows = _spatial_plan(h, size, stride, spatial_ratio)
+    cols = _spatial_plan(w, size, stride, spatial_ratio)
     blend_t = tiling.tile_frames - tiling.tile_frame_stride
     blend_hw = tiling.tile_size - tiling.tile_stride
-    return _run_tiled(decode, latents, times, rows, cols, blend_t, blend_hw, temporal_ratio * (t - 1) + 1, spatial_ratio * h, spatial_ratio * w)
+    out_frames = temporal_ratio * (t - 1) + 1
+    out_size = (out_frames, spatial_ratio * h, spatial_ratio * w)
+    return _run_tiled(decode, latents, times, rows, cols, blend_t, blend_hw, *out_size)

@@ -39,7 +39,8 @@ def _conv3d(x: Tensor, conv: nn.Conv3d) -> Tensor:
       them keep whichever layout they are given.
     Other devices and dtypes use the module as is.
     """
-    if x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
+    mkldnn = torch.backends.mkldnn
+    if x.device.type == "cpu" and x.dtype == torch.float32 and mkldnn.is_available() and mkldnn.enabled:
         narrow = max(conv.in_channels, conv.out_channels) <= _CHANNELS_LAST_MAX
         x = x.contiguous(memory_format=torch.channels_last_3d if narrow else torch.contiguous_format)
         return torch.ops.aten.mkldnn_convolution(x, conv.weight, conv.bias, [0, 0, 0], list(conv.stride), [1, 1, 1], 1)
@@ -162,7 +163,8 @@ class FrameCausalAttention(nn.Module):
             out = torch.empty_like(q)
             for f in range(t):
                 end = (f + 1) * hw
-                out[:, :, f * hw : end] = F.scaled_dot_product_attention(q[:, :, f * hw : end], k[:, :, :end], v[:, :, :end])
+                q_f = q[:, :, f * hw : end]  # (B, 1, HW, C): frame f's queries
+                out[:, :, f * hw : end] = F.scaled_dot_product_attention(q_f, k[:, :, :end], v[:, :, :end])
         out = self.to_out(out).reshape(b, t, h, w, c).permute(0, 4, 1, 2, 3)  # (B, C, T, H, W)
         return x + out
 
@@ -356,7 +358,9 @@ class CausalVAE(nn.Module):
         cfg = self.cfg
         s, t = cfg.spatial_compression_ratio, cfg.temporal_compression_ratio
         if video.ndim != 5 or video.shape[1] != cfg.in_channels:
-            raise ValueError(f"video must be (batch, {cfg.in_channels}, frames, height, width), got {tuple(video.shape)}")
+            raise ValueError(
+                f"video must be (batch, {cfg.in_channels}, frames, height, width), got {tuple(video.shape)}"
+            )
         frames, height, width = video.shape[2:]
         if (frames - 1) % t or height % s or width % s:
             raise ValueError(
