@@ -362,6 +362,8 @@ class CausalVAE(nn.Module):
                 f"video must be (batch, {cfg.in_channels}, frames, height, width), got {tuple(video.shape)}"
             )
         frames, height, width = video.shape[2:]
+        # Departure: the reference accepts any size and rounds (then its tiled and untiled paths
+        # disagree on the latent size); kinema asks for the sizes the compression divides exactly.
         if (frames - 1) % t or height % s or width % s:
             raise ValueError(
                 f"video must have {t}k+1 frames and height/width divisible by {s}, got {frames}×{height}×{width}"
