@@ -24,7 +24,7 @@ from kinema.train.checkpoint import EMA, latest_checkpoint
 from kinema.train.data import LatentBucket, LatentCache, PromptCache
 from kinema.train.dit import DiTRecipe, train_dit
 from kinema.train.distributed import DCP_DIR, Parallel, ParallelConfig, init_parallel, load_training_checkpoint
-from kinema.train.recipe import RecipeError, from_dict, load_recipe
+from kinema.config import ConfigError, from_dict, load_yaml
 
 STEPS = 2  # one image step, then one step accumulating a video and an image micro-batch
 
@@ -118,7 +118,7 @@ def assert_same_run(run: Path, reference: Path) -> None:
 @pytest.fixture(scope="module")
 def reference(workspace) -> Path:
     """The one-process run every distributed run must reproduce."""
-    recipe = load_recipe(DiTRecipe, write_recipe(workspace, "one", {}))
+    recipe = load_yaml(DiTRecipe, write_recipe(workspace, "one", {}))
     assert train_dit(recipe) is not None
     assert len(losses(workspace / "one")) == STEPS
     return workspace / "one"
@@ -138,14 +138,14 @@ def test_sequence_parallel_checkpoint_resumes_on_one_process(workspace, referenc
     config = write_recipe(workspace, "sp", {"data": "ddp", "sequence": 2}, gradient_checkpointing=True)
     launch("train", str(config), "--max-steps", "1", torchrun=True)
     assert len(losses(workspace / "sp")) == 1 and not (workspace / "sp" / "pipeline").exists()
-    recipe = load_recipe(DiTRecipe, config)
+    recipe = load_yaml(DiTRecipe, config)
     assert train_dit(recipe, resume=True) is not None  # 2 ranks -> 1 process
     assert_same_run(workspace / "sp", reference)
 
 
 def test_one_process_checkpoint_resumes_on_fsdp_with_sequence_parallel(workspace, reference):
     config = write_recipe(workspace, "fsp", {"data": "fsdp", "sequence": 2})
-    assert train_dit(load_recipe(DiTRecipe, config), max_steps=1) is None
+    assert train_dit(load_yaml(DiTRecipe, config), max_steps=1) is None
     assert (workspace / "fsp" / "checkpoints" / "step-00000001" / "model.safetensors").is_file()
     launch("train", "--nproc", "2", str(config), "--resume")  # 1 process -> 2 ranks
     assert_same_run(workspace / "fsp", reference)
@@ -157,11 +157,11 @@ def test_parallel_section_is_validated(tmp_path, monkeypatch):
     assert from_dict(DiTRecipe, base).parallel == ParallelConfig()
     recipe = from_dict(DiTRecipe, {**base, "parallel": {"data": "fsdp", "sequence": 4, "mixed_precision": "bf16"}})
     assert recipe.parallel == ParallelConfig("fsdp", 4, "bf16")
-    with pytest.raises(RecipeError, match="bf16 needs data: fsdp"):
+    with pytest.raises(ConfigError, match="bf16 needs data: fsdp"):
         from_dict(DiTRecipe, {**base, "parallel": {"mixed_precision": "bf16"}})
-    with pytest.raises(RecipeError, match="parallel.data must be one of"):
+    with pytest.raises(ConfigError, match="parallel.data must be one of"):
         from_dict(DiTRecipe, {**base, "parallel": {"data": "zero3"}})
-    with pytest.raises(RecipeError, match="sequence must be at least 1"):
+    with pytest.raises(ConfigError, match="sequence must be at least 1"):
         from_dict(DiTRecipe, {**base, "parallel": {"sequence": 0}})
     # A lone process trains alone whatever the section says; under torchrun the degree must divide the world.
     assert not init_parallel(ParallelConfig(sequence=2)).distributed

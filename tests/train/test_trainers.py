@@ -11,7 +11,7 @@ from kinema.models.checkpoints import load_vae
 from kinema.toyworld.dataset import render_dataset
 from kinema.toyworld.scene import WorldConfig
 from kinema.train.dit import DiTRecipe, train_dit
-from kinema.train.recipe import RecipeError, from_dict, load_recipe
+from kinema.config import ConfigError, from_dict, load_yaml
 from kinema.train.vae import VAERecipe, VAEStage, train_vae
 
 
@@ -82,7 +82,7 @@ def test_every_shipped_recipe_loads():
     for path in recipes:
         kind = path.stem.split("-")[0]
         if kind in kinds:
-            load_recipe(kinds[kind], path)
+            load_yaml(kinds[kind], path)
             checked += 1
     assert checked >= 2
 
@@ -91,10 +91,10 @@ def test_bad_recipes_name_the_problem(tmp_path):
     bad = tmp_path / "dit.yaml"
     bad.write_text(yaml.safe_dump({"run_dir": "r", "dataset": "d", "vae": "v", "stages": [
         {"name": "s", "steps": 1, "buckets": [{"height": 30, "width": 32, "frames": 1, "batch_size": 1}]}]}))
-    with pytest.raises(RecipeError, match="multiples of 16"):
-        load_recipe(DiTRecipe, bad)
+    with pytest.raises(ConfigError, match="multiples of 16"):
+        load_yaml(DiTRecipe, bad)
     bad.write_text(yaml.safe_dump({"run_dir": "r", "dataset": "d", "vae": "v", "stages": [], "learning_rate": 1}))
-    with pytest.raises(RecipeError, match="unknown key"):
-        load_recipe(DiTRecipe, bad)
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_yaml(DiTRecipe, bad)
     with pytest.raises(FileNotFoundError):
-        load_recipe(DiTRecipe, tmp_path / "missing.yaml")
+        load_yaml(DiTRecipe, tmp_path / "missing.yaml")

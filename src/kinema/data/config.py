@@ -6,16 +6,12 @@ not a silently ignored setting.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from types import UnionType
-from typing import get_args, get_origin, get_type_hints
 
-import yaml
-
+from kinema.config import load_yaml
 from kinema.data.filters.ocr import OcrConfig
 from kinema.data.scorers import ScorerConfig
 from kinema.data.shots import ShotConfig
@@ -112,39 +108,6 @@ class CurateConfig:
             raise ValueError(f"clusters must be at least 1, got {self.clusters}")
 
 
-def _build(cls: type, data: object, where: str) -> object:
-    """Build dataclass `cls` from parsed YAML, checking keys and nested types."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must be a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; expected some of {sorted(names)}")
-    kwargs = {}
-    for key, value in data.items():
-        kwargs[key] = _convert(hints[key], value, f"{where}.{key}")
-    return cls(**kwargs)
-
-
-def _convert(hint: object, value: object, where: str) -> object:
-    origin = get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
-    if origin is tuple:
-        inner = get_args(hint)[0]
-        if not isinstance(value, list):
-            raise ValueError(f"{where} must be a list")
-        return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin is UnionType:
-        return value
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, str, bool) and not isinstance(value, hint):
-        raise ValueError(f"{where} must be {hint.__name__}, got {value!r}")
-    return value
-
-
 def default_config_path() -> Path:
     """The shipped default config (package data)."""
     return Path(str(resources.files("kinema") / "configs" / "curate.yaml"))
@@ -157,11 +120,4 @@ def load_config(path: str | os.PathLike | None = None) -> CurateConfig:
         FileNotFoundError: if `path` does not exist.
         ValueError: for malformed YAML, unknown keys or values out of range.
     """
-    p = Path(path) if path is not None else default_config_path()
-    if not p.is_file():
-        raise FileNotFoundError(f"no curation config at {p}")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{p} is not valid YAML: {e}") from None
-    return _build(CurateConfig, data, p.name)
+    return load_yaml(CurateConfig, path if path is not None else default_config_path(), "curation config")

@@ -39,7 +39,7 @@ from kinema.train.distributed import (
     load_training_checkpoint,
     save_training_checkpoint,
 )
-from kinema.train.recipe import load_recipe
+from kinema.config import load_yaml
 from kinema.train.runtime import Logger, lr_at, set_threads
 
 
@@ -331,7 +331,7 @@ def train_dit(
 
 
 def main_train_dit(config: str, resume: bool, max_steps: int | None = None) -> int:
-    recipe = load_recipe(DiTRecipe, config)
+    recipe = load_yaml(DiTRecipe, config)
     parallel = init_parallel(recipe.parallel)  # the processes torchrun started, or this one alone
     try:
         train_dit(recipe, resume=resume, recipe_path=Path(config), max_steps=max_steps, parallel=parallel)

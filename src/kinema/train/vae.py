@@ -22,7 +22,7 @@ from kinema.models.checkpoints import save_model
 from kinema.models.vae import CausalVAE, build_vae
 from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, save_checkpoint, step_generator
 from kinema.train.data import load_clips, sample_windows, to_model_range
-from kinema.train.recipe import load_recipe
+from kinema.config import load_yaml
 from kinema.train.runtime import Logger, lr_at, set_threads
 
 
@@ -217,6 +217,6 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
 
 
 def main_train_vae(config: str, resume: bool) -> int:
-    recipe = load_recipe(VAERecipe, config)
+    recipe = load_yaml(VAERecipe, config)
     train_vae(recipe, resume=resume, recipe_path=Path(config))
     return 0

@@ -1,4 +1,4 @@
-"""Training recipes: YAML files under configs/ turned into typed, validated dataclasses.
+"""YAML files (training recipes, the curation config) turned into typed, validated frozen dataclasses.
 
 Nested dataclasses are built from nested mappings; an unknown key or a value of the wrong type is
 one clear error naming its place in the file (e.g. `stages[1].steps`).
@@ -18,8 +18,8 @@ import yaml
 T = TypeVar("T")
 
 
-class RecipeError(ValueError):
-    """A recipe file that does not describe a valid training run."""
+class ConfigError(ValueError):
+    """A YAML file that does not describe a valid configuration."""
 
 
 def _build(tp: object, value: object, where: str) -> object:
@@ -32,25 +32,25 @@ def _build(tp: object, value: object, where: str) -> object:
         return _build(inner[0], value, where)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise RecipeError(f"{where or 'the recipe'} must be a mapping, got {value!r}")
+            raise ConfigError(f"{where or 'the file'} must be a mapping, got {value!r}")
         return from_dict(tp, value, where)
     if origin is list:
         if not isinstance(value, list):
-            raise RecipeError(f"{where} must be a list, got {value!r}")
+            raise ConfigError(f"{where} must be a list, got {value!r}")
         return [_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise RecipeError(f"{where} must be a list, got {value!r}")
+            raise ConfigError(f"{where} must be a list, got {value!r}")
         item = args[0] if len(args) == 2 and args[1] is Ellipsis else None
         return tuple(_build(item or args[i], v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is typing.Literal:
         if value not in args:
-            raise RecipeError(f"{where} must be one of {list(args)}, got {value!r}")
+            raise ConfigError(f"{where} must be one of {list(args)}, got {value!r}")
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(tp, type) and not isinstance(value, tp):
-        raise RecipeError(f"{where} must be a {tp.__name__}, got {value!r}")
+        raise ConfigError(f"{where} must be a {tp.__name__}, got {value!r}")
     return value
 
 
@@ -60,26 +60,26 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise RecipeError(f"unknown key(s) {unknown} in {where or 'the recipe'}; expected some of {sorted(fields)}")
+        raise ConfigError(f"unknown key(s) {unknown} in {where or 'the file'}; expected some of {sorted(fields)}")
     kwargs = {k: _build(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
     try:
         return cls(**kwargs)
     except TypeError as e:  # a required field is missing
-        raise RecipeError(f"{where or 'the recipe'}: {e}") from None
+        raise ConfigError(f"{where or 'the file'}: {e}") from None
     except ValueError as e:  # __post_init__ validation
-        raise RecipeError(f"{where or 'the recipe'}: {e}") from None
+        raise ConfigError(f"{where or 'the file'}: {e}") from None
 
 
-def load_recipe(cls: type[T], path: str | os.PathLike) -> T:
-    """Read a YAML recipe into dataclass `cls`."""
+def load_yaml(cls: type[T], path: str | os.PathLike, what: str = "recipe") -> T:
+    """Read a YAML file into dataclass `cls`; `what` names the file in errors ("recipe", "curation config")."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no recipe at {p}")
+        raise FileNotFoundError(f"no {what} at {p}")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
-        raise RecipeError(f"{p} is not valid YAML: {e}") from None
+        raise ConfigError(f"{p} is not valid YAML: {e}") from None
     try:
         return from_dict(cls, data)
-    except RecipeError as e:
-        raise RecipeError(f"{p}: {e}") from None
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
