@@ -76,22 +76,28 @@ def set_tiling(ours: CausalVAE, ref: torch.nn.Module, tiling: TilingConfig | Non
         ref.use_framewise_encoding = ref.use_framewise_decoding = True
 
 
-def interleaved(fns: dict[str, object], repeats: int) -> dict[str, list[float]]:
-    """Wall times of each fn, alternating between them every round (after one warm-up round)."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
+def interleaved(fns: dict[str, object], repeats: int) -> dict[str, tuple[list[float], list[float]]]:
+    """(wall, CPU) seconds of each fn, alternating between them every round (after one warm-up round).
+
+    CPU time is the steadier number on a shared machine with one thread; with more threads it also
+    counts time spent spinning at barriers.
+    """
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in fns}
     for r in range(repeats + 1):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             fn()
             if r:
-                times[name].append(time.perf_counter() - start)
+                times[name][0].append(time.perf_counter() - wall)
+                times[name][1].append(time.process_time() - cpu)
     return times
 
 
 def speed(repeats: int) -> list[str]:
     table = [
-        "| size | video (T×H×W) | tiled | op | kinema s (median / min) | diffusers s (median / min) | diffusers / kinema | max rel diff |",
-        "|---|---|---|---|---|---|---|---|",
+        "| size | video (T×H×W) | tiled | op | kinema wall s (median / min) | diffusers wall s (median / min) "
+        "| wall ratio | kinema CPU s | diffusers CPU s | CPU ratio | max rel diff |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, t, h, w, tiled in SPEED_CASES:
         ours, ref = build_pair(size)
@@ -106,11 +112,12 @@ def speed(repeats: int) -> list[str]:
             }
             for op, (mine, theirs) in ops.items():
                 diff = ((mine() - theirs()).abs().max() / theirs().abs().max()).item()
-                times = interleaved({"kinema": mine, "diffusers": theirs}, repeats)
-                k, d = statistics.median(times["kinema"]), statistics.median(times["diffusers"])
+                (kw, kc), (dw, dc) = interleaved({"kinema": mine, "diffusers": theirs}, repeats).values()
+                k, d = statistics.median(kw), statistics.median(dw)
+                kc, dc = statistics.median(kc), statistics.median(dc)
                 table.append(
-                    f"| {size} | {t}×{h}×{w} | {'yes' if tiled else 'no'} | {op} | {k:.3f} / {min(times['kinema']):.3f} "
-                    f"| {d:.3f} / {min(times['diffusers']):.3f} | {d / k:.2f}x | {diff:.1e} |"
+                    f"| {size} | {t}×{h}×{w} | {'yes' if tiled else 'no'} | {op} | {k:.3f} / {min(kw):.3f} "
+                    f"| {d:.3f} / {min(dw):.3f} | {d / k:.2f}x | {kc:.3f} | {dc:.3f} | {dc / kc:.2f}x | {diff:.1e} |"
                 )
                 print(table[-1], flush=True)
     return table
@@ -153,7 +160,7 @@ def memory() -> list[str]:
     for which in ("kinema", "diffusers"):
         first = None
         for t, h, w in MEMORY_VIDEOS:
-            cmd = [sys.executable, __file__, "--memory-child", which, str(t), str(h), str(w)]
+            cmd = [sys.executable, __file__, "--threads", str(torch.get_num_threads()), "--memory-child", which, str(t), str(h), str(w)]
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
             assert r["peak"] > r["peak_before"], "the decode did not set the process's peak; measurement invalid"
             working = r["peak"] - r["baseline"]
@@ -174,8 +181,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
     parser.add_argument("--only", choices=["speed", "memory"], help="run one part (default: both)")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: PyTorch's)")
     parser.add_argument("--memory-child", nargs=4, metavar=("WHICH", "T", "H", "W"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_child:
         which, t, h, w = args.memory_child
         memory_child(which, int(t), int(h), int(w))
@@ -185,8 +195,8 @@ def main() -> None:
     if args.only != "speed":
         table += ([""] if table else []) + memory()
     notes = (
-        f"Load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after on this machine's cores (other "
-        "sessions share them): absolute times are noisy; ratios come from alternating runs. Random weights, fp32, "
+        f"{torch.get_num_threads()} intra-op thread(s); load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} "
+        "after (other sessions share the cores): wall times are noisy; ratios come from alternating runs. Random weights, fp32, "
         f"batch 1. Tiled rows use {BENCH_TILING} on both sides (shapes where both place the same tiles). "
         "Memory rows: tiled decode of the `small` VAE; diffusers keeps every decoded tile until the end, "
         "kinema streams tiles into the output and keeps only the strips a later tile blends with."
