@@ -31,6 +31,7 @@ from kinema.media import contact_sheet, write_mp4, write_png
 from kinema.models.checkpoints import load_dit, load_vae, save_model
 from kinema.models.dit import DiT
 from kinema.models.text import TextEmbedding, build_text_encoder
+from kinema.models.tiling import TilingConfig
 from kinema.models.vae import CausalVAE
 from kinema.train.dit import SamplingDefaults
 
@@ -85,6 +86,7 @@ class Pipeline:
         self.vae = vae.eval()
         self.text_encoder = text_encoder
         self.defaults = defaults
+        self.tiling: TilingConfig | None = TilingConfig()  # None: always decode whole videos
 
     @classmethod
     def from_pretrained(
@@ -176,11 +178,26 @@ class Pipeline:
         bar = tqdm(total=steps, desc="sampling", unit="step", disable=not progress, leave=False)
         latents = euler(velocity, noise, sigma_schedule(steps, shift), callback=lambda i, x: bar.update(1))
         bar.close()
-        video = self.vae.decode((latents / vcfg.scaling_factor).to(next(self.vae.parameters()).dtype))
+        video = self._decode((latents / vcfg.scaling_factor).to(next(self.vae.parameters()).dtype), frames, height, width)
         pixels = video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
         pixels = pixels.permute(0, 2, 3, 4, 1).cpu().numpy()  # (B, T, H, W, 3)
         fps = d.fps
         return [GeneratedVideo(pixels[i], fps, prompts[i], seeds[i]) for i in range(b)]
+
+    def _decode(self, latents: Tensor, frames: int, height: int, width: int) -> Tensor:
+        """Decode latents, tiled in space and time when the video is larger than one tile.
+
+        Tiling bounds peak memory by the tile (reference: 256 px, 64+1 frames), so 720p × 129 frames
+        decodes on one device; small videos decode whole, which is faster and exact.
+        """
+        tiles = self.tiling
+        if tiles is None or (max(height, width) <= tiles.tile_size and frames <= tiles.tile_frames + 1):
+            return self.vae.decode(latents)
+        saved, self.vae.tiling = self.vae.tiling, tiles
+        try:
+            return self.vae.decode(latents)
+        finally:
+            self.vae.tiling = saved
 
     def __call__(
         self,
