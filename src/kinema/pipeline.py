@@ -95,6 +95,11 @@ class Pipeline:
         """Load a pipeline folder (default: the shipped toy model)."""
         folder = Path(path) if path is not None else default_checkpoint()
         meta_path = folder / PIPELINE_FILE
+        if path is None and not meta_path.is_file():
+            raise FileNotFoundError(
+                f"the shipped toy model is missing from {folder}: train it with the recipes in configs/toy "
+                "(README, 'Train'), or pass a pipeline folder with --checkpoint"
+            )
         if not meta_path.is_file():
             raise FileNotFoundError(f"{folder} is not a kinema pipeline folder: it has no {PIPELINE_FILE}")
         meta = json.loads(meta_path.read_text())
