@@ -285,14 +285,16 @@ def train_dit(
     # 1. Setup: the frozen VAE encodes every clip into every bucket once (latent caching, on rank 0).
     vae = load_vae(recipe.vae)
     cache_path = run_dir / "latents.safetensors"
-    if cache_path.is_file():
-        cache = LatentCache.load(cache_path)
-    elif parallel.is_main:
+    needed = {b.name for stage in recipe.stages for b in stage.buckets}
+    cache = LatentCache.load(cache_path) if cache_path.is_file() else None
+    if cache is not None and not needed <= set(cache.buckets):
+        cache = None  # the recipe gained buckets since the cache was built: build it again
+    if cache is None and parallel.is_main:
         with torch.no_grad():
             cache = build_latent_cache(recipe, load_clips(recipe.dataset, limit=recipe.max_clips), vae)
         cache.save(cache_path)
     parallel.barrier()
-    if not parallel.is_main:
+    if cache is None:
         cache = LatentCache.load(cache_path)
     trainer = DiTTrainer(recipe, cache, vae.cfg.scaling_factor, parallel)
     step = 0
