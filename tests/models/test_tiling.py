@@ -11,15 +11,6 @@ from kinema.models.vae import CausalVAE, VAEConfig
 TINY = VAEConfig(latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation, which costs ~10 ms per op on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def encode_local(video: torch.Tensor) -> torch.Tensor:
     """A stand-in encoder with no context: latent (j, y, x) is pixel (4j, 8y, 8x) (frame 0 alone for j = 0)."""
     return video[:, :, ::4, ::8, ::8] * 2.0 + 1.0

@@ -9,15 +9,6 @@ from kinema.models.vae import VAE_SIZES, CausalVAE, DiagonalGaussian, VAEConfig,
 TINY = VAEConfig(latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation, which costs ~10 ms per op on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomized(cfg: VAEConfig = TINY, seed: int = 0) -> CausalVAE:
     """A VAE with every parameter random: zero-initialised layers hide mistakes."""
     torch.manual_seed(seed)

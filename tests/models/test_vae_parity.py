@@ -23,15 +23,6 @@ diffusers = pytest.importorskip("diffusers")
 TINY = VAEConfig(latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation, which costs ~10 ms per op on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def randomize(model: torch.nn.Module, seed: int = 0) -> None:
     """Perturb every parameter (GroupNorm's ones and zeros included): zero-initialised layers hide mistakes."""
     g = torch.Generator().manual_seed(seed)
