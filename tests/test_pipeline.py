@@ -82,3 +82,16 @@ def test_videos_larger_than_a_tile_decode_tiled(pipe):
     # 256-px tiles leave a 64×48 video whole, bit for bit.
     assert not np.array_equal(tiled.frames, whole.frames)
     assert np.array_equal(pipe("a red circle", seed=1, frames=9, height=64, width=48, steps=1).frames, whole.frames)
+
+
+def test_eval_sweep_reports_every_setting(folder, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "sweep"
+    assert main(["eval", "sweep", "--checkpoint", str(folder), "--steps", "2,1", "--shift", "1,7", "-n", "2",
+                 "--out", str(out)]) == 0
+    rows = json.loads((out / "sweep.json").read_text())["rows"]
+    assert [(r["steps"], r["shift"]) for r in rows] == [(2, 1.0), (2, 7.0), (1, 1.0), (1, 7.0)]
+    assert all(0.0 <= r["color"] <= 1.0 and r["latency_s"] > 0 for r in rows)
+    assert (out / "sweep.md").read_text().count("\n") == 6  # header, rule, four settings
+    assert main(["eval", "sweep", "--checkpoint", str(folder), "--steps", "0"]) == 2

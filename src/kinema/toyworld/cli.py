@@ -1,4 +1,4 @@
-"""`kinema toyworld render N OUT` and `kinema eval adherence`."""
+"""`kinema toyworld render N OUT`, `kinema eval adherence` and `kinema eval sweep`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--device", default="cpu", help="torch device for --checkpoint (default cpu)")
     a.add_argument("--out", default="outputs/adherence", help="report folder (default outputs/adherence)")
     a.set_defaults(run=run_adherence)
+
+    w = ev_sub.add_parser(
+        "sweep", help="adherence and latency over sampling steps × time shift (few-step generation)",
+        description="Generate the same toy-world prompts with every (steps, shift) pair and report per-attribute "
+        "adherence and the median generation latency; writes OUT/sweep.json and OUT/sweep.md.",
+    )
+    w.add_argument("--checkpoint", metavar="DIR", default=None, help="pipeline folder (default: the shipped toy model)")
+    w.add_argument("--steps", default="50,16,8,4", help="comma-separated step counts (default 50,16,8,4)")
+    w.add_argument("--shift", default="3,7,17", help="comma-separated time shifts (default 3,7,17)")
+    w.add_argument("-n", "--num", type=int, default=24, help="prompts per setting (default 24)")
+    w.add_argument("--split", choices=("train", "heldout", "all"), default="heldout",
+                   help="which combinations the prompts use (default heldout)")
+    w.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale")
+    w.add_argument("--guidance", type=float, default=None, help="embedded guidance (distilled models)")
+    w.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    w.add_argument("--out", default="outputs/sweep", help="report folder (default outputs/sweep)")
+    w.add_argument("--seed", type=int, default=0, help="seed of the prompt list")
+    w.set_defaults(run=run_sweep)
 
 
 def _world_options(p: argparse.ArgumentParser) -> None:
@@ -163,4 +181,65 @@ def run_adherence(args: argparse.Namespace) -> int:
     summary, sheet = write_report(report, args.out)
     print(report.table())
     print(f"wrote {summary} and contact sheet {sheet}")
+    return 0
+
+
+def _numbers(text: str, kind: type, name: str) -> list:
+    from kinema.cli import UsageError
+
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{name} must be comma-separated numbers, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise UsageError(f"{name} must list positive numbers, got {text!r}")
+    return values
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    import json
+    import statistics
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from kinema.cli import UsageError
+    from kinema.pipeline import Pipeline
+    from kinema.toyworld.adherence import eval_cases, evaluate
+    from kinema.toyworld.judge import ATTRIBUTES
+    from kinema.toyworld.scene import WorldConfig
+
+    steps_list, shifts = _numbers(args.steps, int, "--steps"), _numbers(args.shift, float, "--shift")
+    if args.num < 1:
+        raise UsageError(f"--num must be at least 1, got {args.num}")
+    pipe = Pipeline.from_pretrained(args.checkpoint, device=args.device)
+    d = pipe.defaults
+    cases = eval_cases(args.num, WorldConfig(height=d.height, width=d.width, frames=d.frames, fps=d.fps),
+                       seed=args.seed, split=args.split)
+    rows = []
+    for steps in steps_list:
+        for shift in shifts:
+            latencies: list[float] = []
+
+            def generate(prompt: str, seed: int, steps: int = steps, shift: float = shift) -> np.ndarray:
+                start = time.perf_counter()
+                video = pipe(prompt, seed=seed, steps=steps, shift=shift, cfg_scale=args.cfg_scale, guidance=args.guidance)
+                latencies.append(time.perf_counter() - start)
+                return video.frames
+
+            accuracy = evaluate(generate, cases, keep_videos=0).accuracy()
+            rows.append({"steps": steps, "shift": shift, "latency_s": statistics.median(latencies), **accuracy})
+            print(f"steps {steps:>3} shift {shift:>5g}: " + "  ".join(f"{a} {100 * accuracy[a]:.0f}%" for a in ATTRIBUTES)
+                  + f"  {rows[-1]['latency_s']:.2f} s/video", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps({"split": args.split, "videos": len(cases), "rows": rows}, indent=2) + "\n")
+    lines = ["| steps | shift | " + " | ".join(ATTRIBUTES) + " | s / video |", "|---" * (len(ATTRIBUTES) + 3) + "|"]
+    for r in rows:
+        cells = [f"{100 * r[a]:.0f}%" for a in ATTRIBUTES]
+        lines.append(f"| {r['steps']} | {r['shift']:g} | " + " | ".join(cells) + f" | {r['latency_s']:.2f} |")
+    (out / "sweep.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {out / 'sweep.json'} and {out / 'sweep.md'}")
     return 0
