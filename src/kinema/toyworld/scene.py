@@ -294,17 +294,7 @@ def sample_scene(rng: np.random.Generator, config: WorldConfig, split: Split = "
         if all(_apart(obj, other, config.frames) for other in objects):
             objects.append(obj)
     cameras = config.cameras if config.frames > 1 else ("static shot",)
-    return SceneTruth(
-        objects=tuple(objects),
-        camera=cameras[rng.integers(len(cameras))],
-        pattern=config.patterns[rng.integers(len(config.patterns))],
-        tint=tuple(TINTS)[rng.integers(len(TINTS))],
-        height=config.height,
-        width=config.width,
-        frames=config.frames,
-        fps=config.fps,
-        seed=int(rng.integers(2**31 - 1)),
-    )
+    return _finish_scene(objects, cameras[rng.integers(len(cameras))], config, rng)
 
 
 def scene_for(objects: Sequence[tuple[str, str, str]], camera: str, config: WorldConfig, seed: int) -> SceneTruth:
@@ -341,8 +331,15 @@ def scene_for(objects: Sequence[tuple[str, str, str]], camera: str, config: Worl
             raise ValueError(
                 f"cannot place {len(objects)} objects without overlap in a {config.height}x{config.width} frame"
             )
+    return _finish_scene(placed, camera, config, rng)
+
+
+def _finish_scene(
+    objects: Sequence[ObjectTruth], camera: str, config: WorldConfig, rng: np.random.Generator
+) -> SceneTruth:
+    """The scene of placed objects: background pattern, tint and texture seed drawn from `rng`, in that order."""
     return SceneTruth(
-        objects=tuple(placed),
+        objects=tuple(objects),
         camera=camera,
         pattern=config.patterns[rng.integers(len(config.patterns))],
         tint=tuple(TINTS)[rng.integers(len(TINTS))],
