@@ -34,8 +34,9 @@ def workspace(tmp_path_factory) -> Path:
     """A tiny VAE (for its scale and the export) and a cached latent + prompt set: no dataset or text encoder."""
     root = tmp_path_factory.mktemp("dist")
     torch.manual_seed(0)
-    vae = build_vae(VAEConfig(latent_channels=16, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
-                              norm_num_groups=4, scaling_factor=0.5))
+    # 4× spatial like the toy VAE, so the toy DiT's 4×4 patches tile its latents.
+    vae = build_vae(VAEConfig(latent_channels=16, block_out_channels=(8, 8, 8), layers_per_block=1,
+                              norm_num_groups=4, spatial_compression_ratio=4, scaling_factor=0.5))
     save_model(vae, "vae", root / "vae")
     g = torch.Generator().manual_seed(0)
     n, k, length = 6, 2, 6
@@ -50,7 +51,7 @@ def workspace(tmp_path_factory) -> Path:
         empty_mask=torch.arange(length) < 2, empty_pooled=torch.zeros(384),
     )
     # 16×48 images: 3 video tokens, an odd count that sequence parallelism must pad; 32×32×9: 12 tokens.
-    LatentCache({"32x32x9": bucket(3, 4, 4), "16x48x1": bucket(1, 2, 6)}, prompts).save(root / "latents.safetensors")
+    LatentCache({"32x32x9": bucket(3, 8, 8), "16x48x1": bucket(1, 4, 12)}, prompts).save(root / "latents.safetensors")
     return root
 
 

@@ -16,9 +16,13 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def lr_at(step: int, base: float, warmup: int) -> float:
-    """Linear warm-up to `base` over `warmup` steps, then constant."""
-    return base * min(1.0, (step + 1) / max(warmup, 1))
+def lr_at(step: int, base: float, warmup: int, total: int = 0, cooldown: int = 0) -> float:
+    """Linear warm-up to `base` over `warmup` steps, constant, then (with `cooldown`) a linear decay
+    over the last `cooldown` of `total` steps towards zero."""
+    scale = min(1.0, (step + 1) / max(warmup, 1))
+    if cooldown > 0:
+        scale *= min(1.0, (total - step) / cooldown)
+    return base * scale
 
 
 class Logger:

@@ -57,6 +57,7 @@ class VAERecipe:
     output: str | None = None  # where the final VAE is exported in kinema format
     lr: float = 1e-3
     warmup: int = 100
+    cooldown: int = 0  # linear learning-rate decay over the last `cooldown` steps
     weight_decay: float = 0.0
     kl_weight: float = 1e-6
     adversarial_weight: float = 0.0
@@ -176,7 +177,7 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
             adv = -disc(out.reconstruction).mean()  # hinge generator loss
             loss = loss + recipe.adversarial_weight * adv
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, recipe.lr, recipe.warmup)
+            group["lr"] = lr_at(step, recipe.lr, recipe.warmup, recipe.total_steps, recipe.cooldown)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
