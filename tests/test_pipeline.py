@@ -95,3 +95,15 @@ def test_eval_sweep_reports_every_setting(folder, tmp_path, capsys):
     assert all(0.0 <= r["color"] <= 1.0 and r["latency_s"] > 0 for r in rows)
     assert (out / "sweep.md").read_text().count("\n") == 6  # header, rule, four settings
     assert main(["eval", "sweep", "--checkpoint", str(folder), "--steps", "0"]) == 2
+
+
+def test_the_time_shift_follows_the_step_count_and_survives_the_folder(tmp_path):
+    defaults = SamplingDefaults(shift=7.0, few_step_shifts=((19, 17.0), (4, 25.0)))
+    assert [defaults.shift_for(n) for n in (50, 20, 19, 8, 4, 1)] == [7.0, 7.0, 17.0, 17.0, 25.0, 25.0]
+    torch.manual_seed(0)
+    dit = build_dit(DiTConfig(in_channels=4, out_channels=4, heads=2, head_dim=16, depth_double=1, depth_single=1,
+                              depth_refiner=1, text_dim=384, pooled_dim=384, rope_dims=(4, 6, 6), guidance_embed=False))
+    vae = build_vae(VAEConfig(latent_channels=4, block_out_channels=(8, 8), layers_per_block=1, norm_num_groups=4,
+                              spatial_compression_ratio=2, temporal_compression_ratio=2))
+    loaded = Pipeline.from_pretrained(save_pipeline(tmp_path / "p", dit, vae, "minilm", defaults))
+    assert loaded.defaults.shift_for(8) == 17.0 and loaded.defaults.shift_for(50) == 7.0

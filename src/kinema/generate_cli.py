@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", default="outputs/video.mp4", help="mp4 path (default: outputs/video.mp4)")
     p.add_argument("--checkpoint", default=None, help="pipeline folder (default: the shipped toy model)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps")
-    p.add_argument("--shift", type=float, default=None, help="time shift of the schedule")
+    p.add_argument("--shift", type=float, default=None,
+                   help="time shift of the schedule (default: the checkpoint's for this number of steps)")
     p.add_argument("--guidance", type=float, default=None, help="embedded guidance (guidance-distilled models)")
     p.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale (1 = off)")
     p.add_argument("--negative-prompt", default="", help="what to steer away from (with --cfg-scale > 1)")

@@ -146,7 +146,8 @@ class Pipeline:
     ) -> list[GeneratedVideo]:
         """Generate one video per prompt; sample i is a function of (prompts[i], seeds[i]) alone."""
         d = self.defaults
-        steps, shift = steps or d.steps, shift if shift is not None else d.shift
+        steps = steps or d.steps
+        shift = shift if shift is not None else d.shift_for(steps)
         cfg_scale = cfg_scale if cfg_scale is not None else d.cfg_scale
         guidance = guidance if guidance is not None else d.guidance
         frames, height, width = frames or d.frames, height or d.height, width or d.width

@@ -96,6 +96,14 @@ class SamplingDefaults:
     height: int = 64
     width: int = 64
     fps: float = 8.0
+    # (at most N steps, shift) pairs: fewer steps want a larger shift (the reference: 7 at 50 steps,
+    # 17 below 20). A run of n steps uses the pair with the smallest N ≥ n, else `shift`.
+    few_step_shifts: tuple[tuple[int, float], ...] = ()
+
+    def shift_for(self, steps: int) -> float:
+        """The time shift for a run of `steps` steps."""
+        fitting = [(n, s) for n, s in self.few_step_shifts if steps <= n]
+        return min(fitting)[1] if fitting else self.shift
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,7 @@ class DiTRecipe:
     output: str | None = None
     lr: float = 3e-4
     warmup: int = 200
+    cooldown: int = 0  # linear learning-rate decay over the last `cooldown` steps
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float | None = 0.999
@@ -251,7 +260,7 @@ class DiTTrainer:
         weights = torch.tensor([b.weight for b in stage.buckets])
         first = int(torch.multinomial(weights, 1, generator=g))
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(step, self.recipe.lr, self.recipe.warmup)
+            group["lr"] = lr_at(step, self.recipe.lr, self.recipe.warmup, self.recipe.total_steps, self.recipe.cooldown)
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for k in range(stage.grad_accum):
