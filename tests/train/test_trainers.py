@@ -12,6 +12,7 @@ from kinema.toyworld.dataset import render_dataset
 from kinema.toyworld.scene import WorldConfig
 from kinema.train.dit import DiTRecipe, train_dit
 from kinema.config import ConfigError, from_dict, load_yaml
+from kinema.train.distill import DistillRecipe
 from kinema.train.vae import VAERecipe, VAEStage, train_vae
 
 
@@ -77,14 +78,14 @@ def test_dit_resume_continues_with_the_same_losses(dataset, vae_dir, tmp_path):
 
 def test_every_shipped_recipe_loads():
     recipes = sorted(Path(__file__).parents[2].joinpath("configs").rglob("*.yaml"))
-    kinds = {"vae": VAERecipe, "dit": DiTRecipe}
+    kinds = {"vae": VAERecipe, "dit": DiTRecipe, "distill": DistillRecipe}
     checked = 0
     for path in recipes:
         kind = path.stem.split("-")[0]
         if kind in kinds:
             load_yaml(kinds[kind], path)
             checked += 1
-    assert checked >= 2
+    assert checked >= 4
 
 
 def test_bad_recipes_name_the_problem(tmp_path):

@@ -1,4 +1,4 @@
-"""`kinema train-vae` and `kinema train`: run a YAML recipe from configs/."""
+"""`kinema train-vae`, `kinema train` and `kinema distill`: run a YAML recipe from configs/."""
 
 from __future__ import annotations
 
@@ -24,6 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "section says how they share the work (same as torchrun --nproc_per_node=N -m kinema train)")
     p.set_defaults(run=run_train)
 
+    p = sub.add_parser("distill", help="distill a trained pipeline: one forward per step, or fewer steps",
+                       description="Guidance or step distillation of a pipeline folder from a YAML recipe "
+                       "(see configs/toy/distill-guidance.yaml, configs/toy/distill-steps.yaml).")
+    p.add_argument("config", help="recipe YAML")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    p.set_defaults(run=run_distill)
+
 
 def run_train_vae(args: argparse.Namespace) -> int:
     from kinema.train.vae import main_train_vae
@@ -41,3 +48,9 @@ def run_train(args: argparse.Namespace) -> int:
     from kinema.train.dit import main_train_dit
 
     return main_train_dit(args.config, args.resume, args.max_steps)
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    from kinema.train.distill import main_distill
+
+    return main_distill(args.config, args.resume)

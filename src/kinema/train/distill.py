@@ -1,0 +1,282 @@
+"""Fewer forwards per video: guidance distillation and step distillation of a trained pipeline.
+
+    kinema distill configs/toy/distill-guidance.yaml [--resume]
+    kinema distill configs/toy/distill-steps.yaml [--resume]
+
+- Guidance distillation (Meng et al. 2023, stage one; how HunyuanVideo's released DiT was made): a
+  student with a guidance embedding learns the teacher's classifier-free-guided velocity
+  v_u + w·(v_c − v_u) for w drawn from a range, so one forward per step replaces two.
+- Step distillation (trajectory distillation, a one-round form of progressive distillation): the
+  teacher integrates the flow ODE finely between the points of an n-step schedule, from noise, for a
+  fixed set of prompts; the student learns to cross each interval in one Euler step, i.e. its
+  velocity at x_i must equal (x_{i+1} − x_i) / (t_{i+1} − t_i). Teacher trajectories are computed
+  once, in chunks written atomically, so a killed run keeps what it finished.
+
+Both read the teacher run's latent + prompt cache (the training prompts, already encoded) and write a
+pipeline folder whose sampling defaults (steps, shift, guidance) `kinema generate` uses.
+Skeleton: setup -> (trajectories) -> loop -> checkpoint -> export, resumable with the same losses.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm import tqdm
+
+from kinema.config import load_yaml
+from kinema.flow import TimeSampler, classifier_free_guidance, noisy_inputs, sigma_schedule
+from kinema.models.checkpoints import load_dit, load_vae
+from kinema.models.dit import DiT
+from kinema.models.text import TextEmbedding
+from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, save_checkpoint, step_generator
+from kinema.train.data import LatentCache
+from kinema.train.dit import Bucket, SamplingDefaults
+from kinema.train.runtime import Logger, lr_at, set_threads
+
+
+@dataclass(frozen=True)
+class GuidanceDistillation:
+    """Targets: the teacher's CFG velocity at w ~ U[low, high], at t drawn as the sampler visits them."""
+
+    low: float = 1.0
+    high: float = 8.0
+    shift: float = 7.0  # t uniform, then time-shifted like the sampling schedule
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.low <= self.high:
+            raise ValueError(f"guidance range needs 1 ≤ low ≤ high, got [{self.low}, {self.high}]")
+
+
+@dataclass(frozen=True)
+class StepDistillation:
+    """Targets: one Euler step per interval of an n-step schedule, from `substeps` teacher steps."""
+
+    steps: int = 8
+    shift: float = 17.0
+    substeps: int = 6
+    trajectories: int = 512
+    cfg_scale: float = 4.0  # the teacher's guidance: CFG, or its embedded guidance if it has one
+    chunk: int = 32  # trajectories per file (and per teacher batch)
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.substeps, self.trajectories, self.chunk) < 1 or self.cfg_scale < 1:
+            raise ValueError("step distillation needs steps, substeps, trajectories, chunk ≥ 1 and cfg_scale ≥ 1")
+
+
+@dataclass(frozen=True)
+class DistillRecipe:
+    """A distillation run: exactly one of `guidance` and `trajectory`."""
+
+    run_dir: str
+    teacher: str  # pipeline folder
+    cache: str  # the teacher run's latent + prompt cache (runs/.../latents.safetensors)
+    bucket: Bucket  # the latent size distilled on (and, for trajectories, their batch size)
+    steps: int
+    output: str
+    sampling: SamplingDefaults
+    guidance: GuidanceDistillation | None = None
+    trajectory: StepDistillation | None = None
+    init: str | None = None  # the student's starting weights (a pipeline folder); default: the teacher's
+    lr: float = 1e-4
+    warmup: int = 50
+    cooldown: int = 0
+    ema_decay: float | None = 0.99
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.guidance is None) == (self.trajectory is None):
+            raise ValueError("a distillation recipe needs exactly one of `guidance:` and `trajectory:`")
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+
+
+def cached_text(cache: LatentCache, idx: Tensor, variant: Tensor) -> tuple[TextEmbedding, TextEmbedding]:
+    """The cached prompt `variant` of clips `idx`, and as many empty prompts (the unconditional side)."""
+    p = cache.prompts
+    cond = TextEmbedding(p.states[idx, variant], p.mask[idx, variant], p.pooled[idx, variant])  # (B, L, D) ...
+    b = len(idx)
+    uncond = TextEmbedding(p.empty_states.expand(b, -1, -1), p.empty_mask.expand(b, -1), p.empty_pooled.expand(b, -1))
+    return cond, uncond
+
+
+def embedded(model: DiT, w: Tensor) -> Tensor | None:
+    """The guidance input of `model` for scales w (B,): w × 1000, or None for a model without the embedding."""
+    return w * 1000.0 if model.cfg.guidance_embed else None
+
+
+def guided_velocity(model: DiT, x: Tensor, t: Tensor, cond: TextEmbedding, uncond: TextEmbedding, w: Tensor) -> Tensor:
+    """The velocity sampling would use at guidance w (B,): embedded, or classifier-free (two forwards in one batch)."""
+    if model.cfg.guidance_embed:
+        return model(x, t * 1000, cond.states, cond.mask, cond.pooled, w * 1000.0)
+    both = [torch.cat([getattr(cond, f), getattr(uncond, f)]) for f in ("states", "mask", "pooled")]
+    v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]) * 1000, *both, None).chunk(2)
+    return classifier_free_guidance(v_cond, v_uncond, w.view(-1, *[1] * (x.dim() - 1)))
+
+
+def build_student(recipe: DistillRecipe, teacher_dir: Path) -> DiT:
+    """The student: `init`'s weights (default the teacher's), given a guidance embedding if it is to learn one.
+
+    A new embedding's output layer starts at zero, so the student begins as the teacher's conditional model.
+    """
+    model = load_dit(Path(recipe.init or teacher_dir) / "dit")
+    if recipe.guidance is not None and not model.cfg.guidance_embed:
+        student = DiT(replace(model.cfg, guidance_embed=True))
+        missing, unexpected = student.load_state_dict(model.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("guidance_in.") for k in missing), (missing, unexpected)
+        torch.nn.init.zeros_(student.guidance_in.mlp[2].weight)
+        torch.nn.init.zeros_(student.guidance_in.mlp[2].bias)
+        model = student
+    if model.cfg.guidance_embed != (recipe.sampling.guidance is not None):
+        need = "set sampling.guidance" if model.cfg.guidance_embed else "leave sampling.guidance unset (use cfg_scale)"
+        raise ValueError(f"the student {'has' if model.cfg.guidance_embed else 'has no'} guidance embedding: {need}")
+    return model.train()
+
+
+@torch.no_grad()
+def teacher_trajectories(recipe: DistillRecipe, teacher: DiT, cache: LatentCache, scale: float) -> dict[str, Tensor]:
+    """Teacher ODE solutions at the student schedule's points: states (N, n+1, C, T, H, W), idx and variant (N,).
+
+    Written in chunks (`run_dir/trajectories/chunk-XXXXX.safetensors`, atomically); existing chunks are kept.
+    """
+    spec = recipe.trajectory
+    folder = Path(recipe.run_dir) / "trajectories"
+    folder.mkdir(parents=True, exist_ok=True)
+    sigmas = sigma_schedule(spec.steps, spec.shift)
+    shape = cache.buckets[recipe.bucket.name].mean.shape[1:]  # (C, T, H, W)
+    n_prompts, n_variants = cache.prompts.states.shape[:2]
+    chunks = []
+    for c in tqdm(range(-(-spec.trajectories // spec.chunk)), desc="teacher trajectories", unit="chunk"):
+        path = folder / f"chunk-{c:05d}.safetensors"
+        if not path.is_file():
+            b = min(spec.chunk, spec.trajectories - c * spec.chunk)
+            g = step_generator(recipe.seed, c, stream=2)
+            idx, variant = torch.randint(n_prompts, (b,), generator=g), torch.randint(n_variants, (b,), generator=g)
+            cond, uncond = cached_text(cache, idx, variant)
+            w = torch.full((b,), spec.cfg_scale)
+            x = torch.randn(b, *shape, generator=g)
+            states = [x]
+            for i in range(spec.steps):
+                fine = torch.linspace(sigmas[i].item(), sigmas[i + 1].item(), spec.substeps + 1)
+                for j in range(spec.substeps):
+                    v = guided_velocity(teacher, x, fine[j].expand(b), cond, uncond, w)
+                    x = x + (fine[j + 1] - fine[j]).item() * v
+                states.append(x)
+            tmp = path.with_suffix(".tmp")
+            save_file({"states": torch.stack(states, 1).contiguous(), "idx": idx, "variant": variant}, tmp)
+            tmp.rename(path)
+        chunks.append(load_file(path))
+    return {k: torch.cat([chunk[k] for chunk in chunks]) for k in ("states", "idx", "variant")}
+
+
+class Distiller:
+    """Teacher, student, data and one optimisation step; `distill` drives it."""
+
+    def __init__(self, recipe: DistillRecipe) -> None:
+        self.recipe = recipe
+        teacher_dir = Path(recipe.teacher)
+        cache_path = Path(recipe.cache)
+        if not cache_path.is_file():
+            raise FileNotFoundError(f"{cache_path} not found: distillation reads the latent + prompt cache that "
+                                    "training the teacher writes (its run folder's latents.safetensors)")
+        self.cache = LatentCache.load(cache_path)
+        if recipe.bucket.name not in self.cache.buckets:
+            raise ValueError(f"bucket {recipe.bucket.name} is not in {cache_path} (it has {sorted(self.cache.buckets)})")
+        self.teacher = load_dit(teacher_dir / "dit").eval().requires_grad_(False)
+        self.vae = load_vae(teacher_dir / "vae")
+        self.text_encoder = json.loads((teacher_dir / "pipeline.json").read_text())["text_encoder"]
+        self.scale = self.vae.cfg.scaling_factor
+        torch.manual_seed(recipe.seed)
+        self.student = build_student(recipe, teacher_dir)
+        self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=recipe.lr, betas=(0.9, 0.99), weight_decay=0.0)
+        self.ema = EMA(self.student, recipe.ema_decay) if recipe.ema_decay else None
+        self.trajectories = (
+            teacher_trajectories(recipe, self.teacher, self.cache, self.scale) if recipe.trajectory else None
+        )
+
+    def guidance_loss(self, g: torch.Generator) -> Tensor:
+        spec, data, b = self.recipe.guidance, self.cache.buckets[self.recipe.bucket.name], self.recipe.bucket.batch_size
+        idx = torch.randint(len(data.mean), (b,), generator=g)
+        variant = torch.randint(self.cache.prompts.states.shape[1], (b,), generator=g)
+        x0 = (data.mean[idx] + data.std[idx] * torch.randn(data.mean[idx].shape, generator=g)) * self.scale
+        t = TimeSampler("uniform", shift=spec.shift).sample(b, g)
+        x_t, _ = noisy_inputs(x0, t, g)
+        w = spec.low + (spec.high - spec.low) * torch.rand(b, generator=g)
+        cond, uncond = cached_text(self.cache, idx, variant)
+        with torch.no_grad():
+            target = guided_velocity(self.teacher, x_t, t, cond, uncond, w)
+        pred = self.student(x_t, t * 1000, cond.states, cond.mask, cond.pooled, embedded(self.student, w))
+        return F.mse_loss(pred, target)
+
+    def trajectory_loss(self, g: torch.Generator) -> Tensor:
+        spec, traj, b = self.recipe.trajectory, self.trajectories, self.recipe.bucket.batch_size
+        sigmas = sigma_schedule(spec.steps, spec.shift)
+        j = torch.randint(len(traj["states"]), (b,), generator=g)
+        i = torch.randint(spec.steps, (b,), generator=g)
+        x, x_next = traj["states"][j, i], traj["states"][j, i + 1]  # (B, C, T, H, W)
+        dt = (sigmas[i + 1] - sigmas[i]).view(-1, 1, 1, 1, 1)
+        cond, _ = cached_text(self.cache, traj["idx"][j], traj["variant"][j])
+        w = torch.full((b,), spec.cfg_scale)
+        pred = self.student(x, sigmas[i] * 1000, cond.states, cond.mask, cond.pooled, embedded(self.student, w))
+        return F.mse_loss(pred, (x_next - x) / dt)
+
+    def step(self, step: int) -> dict[str, float]:
+        r = self.recipe
+        g = step_generator(r.seed, step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(step, r.lr, r.warmup, r.steps, r.cooldown)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.guidance_loss(g) if r.guidance is not None else self.trajectory_loss(g)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.student.parameters(), r.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.student)
+        return {"loss": loss.item(), "grad_norm": grad_norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+
+
+def distill(recipe: DistillRecipe, resume: bool = False, recipe_path: Path | None = None) -> Path:
+    """Run (or resume) a distillation recipe; returns the exported pipeline folder."""
+    from kinema.pipeline import save_pipeline
+
+    set_threads(recipe.threads)
+    run_dir = Path(recipe.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if recipe_path is not None:
+        shutil.copyfile(recipe_path, run_dir / "recipe.yaml")
+    d = Distiller(recipe)
+    step = 0
+    found = latest_checkpoint(run_dir) if resume else None
+    if found is not None:
+        step = load_checkpoint(found, d.student, d.optimizer, d.ema)["step"]
+        print(f"resumed {run_dir} at step {step} from {found.name}")
+    log = Logger(run_dir, recipe.steps, step, "distill")
+    while step < recipe.steps:
+        scalars = d.step(step)
+        step += 1
+        log.step(step, scalars, every=recipe.log_every)
+        if step % recipe.checkpoint_every == 0 or step == recipe.steps:
+            save_checkpoint(run_dir, step, d.student, d.optimizer, d.ema, {"kind": "distill"})
+    log.close()
+    student = d.student.eval()
+    if d.ema is not None:
+        d.ema.copy_to(student)
+    output = save_pipeline(recipe.output, student, d.vae, d.text_encoder, recipe.sampling)
+    print(f"wrote {output}")
+    return output
+
+
+def main_distill(config: str, resume: bool) -> int:
+    recipe = load_yaml(DistillRecipe, config)
+    distill(recipe, resume=resume, recipe_path=Path(config))
+    return 0
