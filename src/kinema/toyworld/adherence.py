@@ -171,6 +171,33 @@ def evaluate(
     return report
 
 
+def sweep_point(
+    pipe: object, cases: Sequence[EvalCase], steps: int, shift: float | None = None,
+    cfg_scale: float | None = None, guidance: float | None = None,
+) -> dict:
+    """Adherence of a `kinema.Pipeline` at one sampling setting, with the median latency per video.
+
+    Options left None take the checkpoint's defaults; the returned row names what was used.
+    """
+    import statistics
+    import time
+
+    latencies: list[float] = []
+
+    def generate(prompt: str, seed: int) -> np.ndarray:
+        start = time.perf_counter()
+        video = pipe(prompt, seed=seed, steps=steps, shift=shift, cfg_scale=cfg_scale, guidance=guidance)
+        latencies.append(time.perf_counter() - start)
+        return video.frames
+
+    accuracy = evaluate(generate, cases, keep_videos=0).accuracy()
+    d = pipe.defaults
+    return {
+        "steps": steps, "shift": shift if shift is not None else d.shift_for(steps),
+        "latency_s": statistics.median(latencies), **accuracy,
+    }
+
+
 def contact_sheet(
     videos: Sequence[np.ndarray], labels: Sequence[str], path: str | os.PathLike, columns: int = 5, zoom: int = 2
 ) -> Path:

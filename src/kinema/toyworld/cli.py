@@ -198,15 +198,11 @@ def _numbers(text: str, kind: type, name: str) -> list:
 
 def run_sweep(args: argparse.Namespace) -> int:
     import json
-    import statistics
-    import time
     from pathlib import Path
-
-    import numpy as np
 
     from kinema.cli import UsageError
     from kinema.pipeline import Pipeline
-    from kinema.toyworld.adherence import eval_cases, evaluate
+    from kinema.toyworld.adherence import eval_cases, sweep_point
     from kinema.toyworld.judge import ATTRIBUTES
     from kinema.toyworld.scene import WorldConfig
 
@@ -220,17 +216,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     rows = []
     for steps in steps_list:
         for shift in shifts:
-            latencies: list[float] = []
-
-            def generate(prompt: str, seed: int, steps: int = steps, shift: float = shift) -> np.ndarray:
-                start = time.perf_counter()
-                video = pipe(prompt, seed=seed, steps=steps, shift=shift, cfg_scale=args.cfg_scale, guidance=args.guidance)
-                latencies.append(time.perf_counter() - start)
-                return video.frames
-
-            accuracy = evaluate(generate, cases, keep_videos=0).accuracy()
-            rows.append({"steps": steps, "shift": shift, "latency_s": statistics.median(latencies), **accuracy})
-            print(f"steps {steps:>3} shift {shift:>5g}: " + "  ".join(f"{a} {100 * accuracy[a]:.0f}%" for a in ATTRIBUTES)
+            rows.append(sweep_point(pipe, cases, steps, shift, args.cfg_scale, args.guidance))
+            print(f"steps {steps:>3} shift {shift:>5g}: " + "  ".join(f"{a} {100 * rows[-1][a]:.0f}%" for a in ATTRIBUTES)
                   + f"  {rows[-1]['latency_s']:.2f} s/video", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

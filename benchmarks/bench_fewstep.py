@@ -1,0 +1,86 @@
+"""Few-step generation side by side: toy adherence and latency at 50/16/8/4 steps for the base model
+(its default shift), the base model with the best shift per step count, the guidance-distilled model
+and the step-distilled model, on the same held-out prompts and seeds.
+
+    .venv/bin/python benchmarks/bench_fewstep.py [-n 48] [--shifts 1,3,7,17]
+        [--base checkpoints/toy] [--guidance checkpoints/toy-guidance] [--steps-model checkpoints/toy-8step]
+
+Models whose folder is missing are skipped. "adherence" is the mean of the four per-attribute
+accuracies; "vs base 50" divides it by the base model's at 50 steps, "speed-up" divides base 50-step
+CFG latency by the row's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import append_results  # noqa: E402
+
+from kinema.pipeline import Pipeline  # noqa: E402
+from kinema.toyworld.adherence import eval_cases, sweep_point  # noqa: E402
+from kinema.toyworld.judge import ATTRIBUTES  # noqa: E402
+from kinema.toyworld.scene import WorldConfig  # noqa: E402
+
+STEPS = (50, 16, 8, 4)
+
+
+def mean_adherence(row: dict) -> float:
+    return sum(row[a] for a in ATTRIBUTES) / len(ATTRIBUTES)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--num", type=int, default=48, help="held-out prompts per setting")
+    parser.add_argument("--shifts", default="1,3,7,17", help="shifts tried for the base model at each step count")
+    parser.add_argument("--base", default="checkpoints/toy")
+    parser.add_argument("--guidance", default="checkpoints/toy-guidance")
+    parser.add_argument("--steps-model", default="checkpoints/toy-8step")
+    args = parser.parse_args()
+    shifts = [float(s) for s in args.shifts.split(",")]
+
+    base = Pipeline.from_pretrained(args.base)
+    d = base.defaults
+    cases = eval_cases(args.num, WorldConfig(height=d.height, width=d.width, frames=d.frames, fps=d.fps), split="heldout")
+    results: list[tuple[str, dict]] = []
+    sweep: dict[int, list[dict]] = {}
+    for steps in STEPS:
+        sweep[steps] = [sweep_point(base, cases, steps, shift) for shift in shifts]
+        default = next((r for r in sweep[steps] if r["shift"] == d.shift), None) or sweep_point(base, cases, steps, d.shift)
+        results.append((f"base (shift {d.shift:g}, CFG {d.cfg_scale:g})", default))
+        results.append(("base, best shift", max(sweep[steps], key=mean_adherence)))
+        print(f"{steps} steps: " + ", ".join(f"shift {r['shift']:g} {100 * mean_adherence(r):.0f}%" for r in sweep[steps]), flush=True)
+    for name, folder in (("guidance-distilled", args.guidance), ("step-distilled", args.steps_model)):
+        if not (Path(folder) / "pipeline.json").is_file():
+            print(f"skipping {name}: no pipeline at {folder}")
+            continue
+        pipe = Pipeline.from_pretrained(folder)
+        for steps in STEPS:
+            results.append((f"{name} ({Path(folder).name})", sweep_point(pipe, cases, steps)))
+
+    reference = next(r for name, r in results if name.startswith("base (") and r["steps"] == 50)
+    table = [
+        "| model | steps | shift | " + " | ".join(ATTRIBUTES) + " | adherence | vs base 50 | s / video | speed-up |",
+        "|---|---|---|" + "---|" * (len(ATTRIBUTES) + 4),
+    ]
+    for name, r in sorted(results, key=lambda nr: (nr[0], -nr[1]["steps"])):
+        cells = " | ".join(f"{100 * r[a]:.0f}%" for a in ATTRIBUTES)
+        table.append(
+            f"| {name} | {r['steps']} | {r['shift']:g} | {cells} | {100 * mean_adherence(r):.1f}% "
+            f"| {mean_adherence(r) / mean_adherence(reference):.2f} | {r['latency_s']:.2f} "
+            f"| {reference['latency_s'] / r['latency_s']:.1f}x |"
+        )
+    shift_lines = [f"{s} steps: " + ", ".join(f"shift {r['shift']:g} → {100 * mean_adherence(r):.1f}%" for r in rows)
+                   for s, rows in sweep.items()]
+    append_results(
+        f"Few-step generation: base / shift-tuned / guidance-distilled / step-distilled ({len(cases)} held-out prompts)",
+        f"python benchmarks/bench_fewstep.py -n {args.num} --shifts {args.shifts}",
+        table,
+        "Shift sweep of the base model (mean adherence):  \n" + "  \n".join(shift_lines),
+    )
+
+
+if __name__ == "__main__":
+    main()
