@@ -96,7 +96,7 @@ def test_teacher_trajectories_are_the_fine_euler_solution_and_survive_a_lost_chu
                sampling={"steps": 3, "shift": 3.0, "frames": 5, "height": 32, "width": 32})
     model = load_dit(teacher / "teacher" / "dit").eval()
     cache = LatentCache.load(teacher / "latents.safetensors")
-    traj = teacher_trajectories(r, model, cache, 0.5)
+    traj = teacher_trajectories(r, model, cache)
     assert traj["states"].shape == (5, 4, *LATENT)
     assert len(list((tmp_path / "s" / "trajectories").glob("chunk-*.safetensors"))) == 3
     # The recorded end point is Euler over the concatenated fine schedule, from the recorded noise.
@@ -108,7 +108,7 @@ def test_teacher_trajectories_are_the_fine_euler_solution_and_survive_a_lost_chu
         end = euler(lambda x, t: guided_velocity(model, x, t, cond, uncond, w), traj["states"][:2, 0], fine)
     torch.testing.assert_close(traj["states"][:2, -1], end, rtol=1e-4, atol=1e-5)
     (tmp_path / "s" / "trajectories" / "chunk-00001.safetensors").unlink()  # a kill lost one chunk
-    again = teacher_trajectories(r, model, cache, 0.5)
+    again = teacher_trajectories(r, model, cache)
     assert torch.equal(again["states"], traj["states"]) and torch.equal(again["idx"], traj["idx"])
 
 

@@ -104,7 +104,7 @@ class DistillRecipe:
 def cached_text(cache: LatentCache, idx: Tensor, variant: Tensor) -> tuple[TextEmbedding, TextEmbedding]:
     """The cached prompt `variant` of clips `idx`, and as many empty prompts (the unconditional side)."""
     p = cache.prompts
-    cond = TextEmbedding(p.states[idx, variant], p.mask[idx, variant], p.pooled[idx, variant])  # (B, L, D) ...
+    cond = TextEmbedding(p.states[idx, variant], p.mask[idx, variant], p.pooled[idx, variant])  # (B, L, D), (B, L), (B, P)
     b = len(idx)
     uncond = TextEmbedding(p.empty_states.expand(b, -1, -1), p.empty_mask.expand(b, -1), p.empty_pooled.expand(b, -1))
     return cond, uncond
@@ -144,7 +144,7 @@ def build_student(recipe: DistillRecipe, teacher_dir: Path) -> DiT:
 
 
 @torch.no_grad()
-def teacher_trajectories(recipe: DistillRecipe, teacher: DiT, cache: LatentCache, scale: float) -> dict[str, Tensor]:
+def teacher_trajectories(recipe: DistillRecipe, teacher: DiT, cache: LatentCache) -> dict[str, Tensor]:
     """Teacher ODE solutions at the student schedule's points: states (N, n+1, C, T, H, W), idx and variant (N,).
 
     Written in chunks (`run_dir/trajectories/chunk-XXXXX.safetensors`, atomically); existing chunks are kept.
@@ -201,7 +201,7 @@ class Distiller:
         self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=recipe.lr, betas=(0.9, 0.99), weight_decay=0.0)
         self.ema = EMA(self.student, recipe.ema_decay) if recipe.ema_decay else None
         self.trajectories = (
-            teacher_trajectories(recipe, self.teacher, self.cache, self.scale) if recipe.trajectory else None
+            teacher_trajectories(recipe, self.teacher, self.cache) if recipe.trajectory else None
         )
 
     def guidance_loss(self, g: torch.Generator) -> Tensor:
