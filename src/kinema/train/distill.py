@@ -20,7 +20,6 @@ Skeleton: setup -> (trajectories) -> loop -> checkpoint -> export, resumable wit
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from kinema.models.text import TextEmbedding
 from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, save_checkpoint, step_generator
 from kinema.train.data import LatentCache
 from kinema.train.dit import Bucket, SamplingDefaults
-from kinema.train.runtime import Logger, lr_at, set_threads
+from kinema.train.runtime import Logger, lr_at, start_run
 
 
 @dataclass(frozen=True)
@@ -249,11 +248,7 @@ def distill(recipe: DistillRecipe, resume: bool = False, recipe_path: Path | Non
     """Run (or resume) a distillation recipe; returns the exported pipeline folder."""
     from kinema.pipeline import save_pipeline
 
-    set_threads(recipe.threads)
-    run_dir = Path(recipe.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if recipe_path is not None:
-        shutil.copyfile(recipe_path, run_dir / "recipe.yaml")
+    run_dir = start_run(recipe.run_dir, recipe.threads, recipe_path)
     d = Distiller(recipe)
     step = 0
     found = latest_checkpoint(run_dir) if resume else None

@@ -14,7 +14,6 @@ global batch mixes scales (HunyuanVideo §4.3's mixed-scale training) without pa
 from __future__ import annotations
 
 import random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,7 +39,7 @@ from kinema.train.distributed import (
     save_training_checkpoint,
 )
 from kinema.config import load_yaml
-from kinema.train.runtime import Logger, lr_at, set_threads
+from kinema.train.runtime import Logger, lr_at, start_run
 
 
 @dataclass(frozen=True)
@@ -285,11 +284,7 @@ def train_dit(
     `parallel` is this process's place in a torchrun job (`init_parallel`); None: one lone process.
     """
     parallel = parallel or Parallel()
-    set_threads(recipe.threads)
-    run_dir = Path(recipe.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if recipe_path is not None and parallel.is_main:
-        shutil.copyfile(recipe_path, run_dir / "recipe.yaml")
+    run_dir = start_run(recipe.run_dir, recipe.threads, recipe_path, parallel.is_main)
 
     # 1. Setup: the frozen VAE encodes every clip into every bucket once (latent caching, on rank 0).
     vae = load_vae(recipe.vae)

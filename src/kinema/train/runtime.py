@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -14,6 +15,16 @@ def set_threads(threads: int | None) -> None:
     """Use `threads` intra-op threads (None: torch's default, all cores)."""
     if threads is not None:
         torch.set_num_threads(threads)
+
+
+def start_run(run_dir: str, threads: int | None, recipe_path: Path | None, main: bool = True) -> Path:
+    """Set the thread count, create the run folder and (on the main process) keep a copy of the recipe."""
+    set_threads(threads)
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if recipe_path is not None and main:
+        shutil.copyfile(recipe_path, folder / "recipe.yaml")
+    return folder
 
 
 def lr_at(step: int, base: float, warmup: int, total: int = 0, cooldown: int = 0) -> float:

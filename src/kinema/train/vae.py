@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from kinema.models.vae import CausalVAE, build_vae
 from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, save_checkpoint, step_generator
 from kinema.train.data import load_clips, sample_windows, to_model_range
 from kinema.config import load_yaml
-from kinema.train.runtime import Logger, lr_at, set_threads
+from kinema.train.runtime import Logger, lr_at, start_run
 
 
 @dataclass(frozen=True)
@@ -132,11 +131,7 @@ def reconstruction_psnr(vae: CausalVAE, video: torch.Tensor) -> float:
 
 def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None = None) -> Path:
     """Run (or resume) a VAE training recipe; returns the exported VAE folder."""
-    set_threads(recipe.threads)
-    run_dir = Path(recipe.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if recipe_path is not None:
-        shutil.copyfile(recipe_path, run_dir / "recipe.yaml")
+    run_dir = start_run(recipe.run_dir, recipe.threads, recipe_path)
 
     # 1. Setup: data, model, optimizer, state.
     clips = load_clips(recipe.dataset, limit=recipe.max_clips)
