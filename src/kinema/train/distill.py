@@ -117,7 +117,7 @@ def embedded(model: DiT, w: Tensor) -> Tensor | None:
 def guided_velocity(model: DiT, x: Tensor, t: Tensor, cond: TextEmbedding, uncond: TextEmbedding, w: Tensor) -> Tensor:
     """The velocity sampling would use at guidance w (B,): embedded, or classifier-free (two forwards in one batch)."""
     if model.cfg.guidance_embed:
-        return model(x, t * 1000, cond.states, cond.mask, cond.pooled, w * 1000.0)
+        return model(x, t * 1000, cond.states, cond.mask, cond.pooled, embedded(model, w))
     both = [torch.cat([getattr(cond, f), getattr(uncond, f)]) for f in ("states", "mask", "pooled")]
     v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]) * 1000, *both, None).chunk(2)
     return classifier_free_guidance(v_cond, v_uncond, w.view(-1, *[1] * (x.dim() - 1)))
@@ -202,6 +202,7 @@ class Distiller:
         self.trajectories = (
             teacher_trajectories(recipe, self.teacher, self.cache) if recipe.trajectory else None
         )
+        self.sigmas = sigma_schedule(recipe.trajectory.steps, recipe.trajectory.shift) if recipe.trajectory else None
 
     def guidance_loss(self, g: torch.Generator) -> Tensor:
         spec, data, b = self.recipe.guidance, self.cache.buckets[self.recipe.bucket.name], self.recipe.bucket.batch_size
@@ -219,7 +220,7 @@ class Distiller:
 
     def trajectory_loss(self, g: torch.Generator) -> Tensor:
         spec, traj, b = self.recipe.trajectory, self.trajectories, self.recipe.bucket.batch_size
-        sigmas = sigma_schedule(spec.steps, spec.shift)
+        sigmas = self.sigmas
         j = torch.randint(len(traj["states"]), (b,), generator=g)
         i = torch.randint(spec.steps, (b,), generator=g)
         x, x_next = traj["states"][j, i], traj["states"][j, i + 1]  # (B, C, T, H, W)
