@@ -11,7 +11,7 @@ from kinema.models.dit import DiT, DiTConfig
 
 def _toy() -> DiTConfig:
     # Sized for 2 CPU cores: 64×64×17 video -> 16×16×5 latents (the toy VAE, 4× spatial) -> 1×4×4
-    # patches -> 8×8×5 = 80 tokens.
+    # patches -> 4×4×5 = 80 tokens.
     # Text: all-MiniLM-L6-v2 token states (384) and its pooled sentence embedding (384).
     return DiTConfig(
         in_channels=16, out_channels=16, heads=4, head_dim=32, depth_double=2, depth_single=4,
