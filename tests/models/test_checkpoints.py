@@ -1,5 +1,6 @@
 """Every DiT checkpoint format loads into identical models; bad checkpoints get clear errors."""
 
+import dataclasses
 import json
 
 import pytest
@@ -41,6 +42,18 @@ def test_kinema_round_trip_is_bit_identical(model, tmp_path):
     assert_same_weights(load_dit(tmp_path / "k"), model)
     save_model(model, "dit", tmp_path / "k")  # overwriting an existing folder works
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]  # no temporary folders left behind
+
+
+def test_absolute_positions_stay_in_the_kinema_format_and_refuse_diffusers(model, tmp_path):
+    cfg = dataclasses.replace(CFG, absolute_positions=True)
+    placed = DiT(cfg)
+    placed.load_state_dict(model.state_dict())  # the same parameters: the table is not one
+    save_model(placed, "dit", tmp_path / "k")
+    loaded = load_dit(tmp_path / "k")
+    assert loaded.cfg == cfg
+    assert_same_weights(loaded, model)
+    with pytest.raises(ValueError, match="absolute positions"):
+        dit_config_to_diffusers(cfg)
 
 
 def test_official_and_diffusers_layouts_load_identically(model, tmp_path):

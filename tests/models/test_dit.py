@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kinema.models.dit import DiTConfig, trim_text_padding
+from kinema.models.dit import DiTConfig, sincos_positions, trim_text_padding
 from kinema.models.sizes import DIT_SIZES, build_dit
 
 CFG = DiTConfig(
@@ -97,3 +97,29 @@ def test_bfloat16_forward_tracks_float32():
         half = m.to(torch.bfloat16)(x, *args)  # inputs are cast to the weights' dtype
     assert half.dtype == torch.bfloat16
     assert ((half.float() - full).norm() / full.norm()).item() < 0.05
+
+
+def test_absolute_positions_give_every_token_its_own_closed_form_code():
+    table = sincos_positions((3, 4, 5), 32, torch.device("cpu"))  # frame 8 channels, row 12, column 12
+    assert table.shape == (60, 32)
+    assert len({tuple(row.tolist()) for row in table}) == 60  # no two grid cells alike
+    t, h, w = 2, 1, 3
+    row = table[(t * 4 + h) * 5 + w]
+    assert torch.allclose(row[:4], torch.sin(t / 100.0 ** (torch.arange(4) / 4)))  # frame: sin then cos
+    assert torch.allclose(row[14:20], torch.cos(h / 100.0 ** (torch.arange(6) / 6)))  # row: cos half
+    assert torch.allclose(row[20:26], torch.sin(w / 100.0 ** (torch.arange(6) / 6)))  # column: sin half
+
+
+def test_absolute_positions_add_only_the_table_to_the_video_tokens():
+    plain = random_model()
+    placed = build_dit(DiTConfig(**{**CFG.to_dict(), "absolute_positions": True}))
+    placed.load_state_dict(plain.state_dict())  # no new parameters: the table is fixed
+    x = torch.randn(2, 4, 2, 4, 6)  # patch (1, 2, 2): a 2×2×3 token grid
+    args = (torch.tensor([900.0, 20.0]), torch.randn(2, 3, 12), torch.ones(2, 3, dtype=torch.bool), torch.randn(2, 6))
+    table = sincos_positions((2, 2, 3), 32, torch.device("cpu"))  # (N, D)
+    embed = plain.img_in.forward
+    with torch.no_grad():
+        out = placed(x, *args)
+        assert not torch.allclose(out, plain(x, *args), atol=1e-3)
+        plain.img_in.forward = lambda latents: embed(latents) + table  # the same sum, by hand
+        assert torch.allclose(out, plain(x, *args), atol=1e-5)

@@ -64,6 +64,10 @@ class DiTConfig:
     rope_dims: tuple[int, int, int] = (16, 56, 56)
     rope_theta: float = 256.0
     guidance_embed: bool = True
+    # Departure from the reference (off for it): add a fixed 3D sin-cos table to the video tokens, as
+    # DiT does. RoPE alone gives attention only relative positions; on a toy grid of 4×4 tokens a small
+    # model then places an object at several places at once (the noise alone breaks the symmetry).
+    absolute_positions: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "patch", tuple(self.patch))
@@ -252,6 +256,24 @@ def trim_text_padding(text: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None
     return text, (None if bool(mask.all()) else mask)
 
 
+def sincos_positions(grid: tuple[int, int, int], width: int, device: torch.device) -> Tensor:
+    """Fixed absolute position table for a (T, H, W) token grid: (T·H·W, width), in t, h, w order.
+
+    A quarter of the channels encode the frame, three eighths each the row and the column, each as
+    sin/cos pairs at geometric frequencies (Vaswani et al. 2017; 2D in DiT, Peebles & Xie 2023).
+    """
+    side = 2 * ((width - width // 4) // 4)  # row and column channels, even
+    dims = (width - 2 * side, side, side)  # the frame gets the rest: about a quarter
+    axes = [torch.arange(n, dtype=torch.float32, device=device) for n in grid]
+    positions = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0).flatten(1)  # (3, N)
+    parts = []
+    for pos, dim in zip(positions, dims):
+        freqs = 1.0 / 100.0 ** (torch.arange(dim // 2, dtype=torch.float32, device=device) / (dim // 2))
+        angle = torch.outer(pos, freqs)  # (N, dim/2)
+        parts += [angle.sin(), angle.cos()]
+    return torch.cat(parts, dim=1)  # (N, width)
+
+
 class PatchEmbed(nn.Module):
     """Non-overlapping 3D patches -> tokens, one strided convolution (the reference's `img_in`)."""
 
@@ -350,6 +372,8 @@ class DiT(nn.Module):
 
         # 3. Patchify the latents into video tokens.
         img = self.img_in(latents.to(dtype))  # (B, N, D)
+        if cfg.absolute_positions:
+            img = img + sincos_positions(grid, cfg.hidden, img.device).to(dtype)
         n = img.shape[1]
         rope = self.rope(grid, img.device)  # 2 × (N, Dh)
         key_mask = None

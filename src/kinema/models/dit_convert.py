@@ -153,6 +153,8 @@ def dit_config_to_diffusers(cfg: DiTConfig) -> dict:
     """DiTConfig -> keyword arguments of diffusers' `HunyuanVideoTransformer3DModel`."""
     if cfg.patch[1] != cfg.patch[2]:
         raise ValueError(f"diffusers needs a square spatial patch, got {cfg.patch}")
+    if cfg.absolute_positions:
+        raise ValueError("this DiT adds absolute positions to its video tokens, which diffusers' HunyuanVideo cannot")
     return dict(
         in_channels=cfg.in_channels, out_channels=cfg.out_channels, num_attention_heads=cfg.heads,
         attention_head_dim=cfg.head_dim, num_layers=cfg.depth_double, num_single_layers=cfg.depth_single,
