@@ -34,7 +34,7 @@ def workspace(tmp_path_factory) -> Path:
     """A tiny VAE (for its scale and the export) and a cached latent + prompt set: no dataset or text encoder."""
     root = tmp_path_factory.mktemp("dist")
     torch.manual_seed(0)
-    # 4× spatial like the toy VAE, so the toy DiT's 4×4 patches tile its latents.
+    # 4× spatial like the toy VAE, so the toy DiT's 2×2 patches tile its latents.
     vae = build_vae(VAEConfig(latent_channels=16, block_out_channels=(8, 8, 8), layers_per_block=1,
                               norm_num_groups=4, spatial_compression_ratio=4, scaling_factor=0.5))
     save_model(vae, "vae", root / "vae")
@@ -50,7 +50,8 @@ def workspace(tmp_path_factory) -> Path:
         pooled=torch.randn(n, k, 384, generator=g), empty_states=torch.zeros(length, 384),
         empty_mask=torch.arange(length) < 2, empty_pooled=torch.zeros(384),
     )
-    # 16×48 images: 3 video tokens, an odd count that sequence parallelism must pad; 32×32×9: 12 tokens.
+    # 16×48 images: 2×6 video tokens; 32×32×9: 3×4×4. Odd token counts, which sequence parallelism
+    # pads, are covered by tests/models/test_parallel.py (and here by the text lengths).
     LatentCache({"32x32x9": bucket(3, 8, 8), "16x48x1": bucket(1, 4, 12)}, prompts).save(root / "latents.safetensors")
     return root
 

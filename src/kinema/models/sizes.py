@@ -10,13 +10,16 @@ from kinema.models.dit import DiT, DiTConfig
 
 
 def _toy() -> DiTConfig:
-    # Sized for 2 CPU cores: 64×64×17 video -> 16×16×5 latents (the toy VAE, 4× spatial) -> 1×4×4
-    # patches -> 4×4×5 = 80 tokens.
+    # Sized for 2 CPU cores: 64×64×17 video -> 16×16×5 latents (the toy VAE, 4× spatial) -> 1×2×2
+    # patches -> 8×8×5 = 320 tokens of 8×8 pixels. 1×4×4 patches (80 tokens of 16×16 pixels) cost a
+    # third as much per sample but plateau at twice the loss: one token then holds a whole object,
+    # drawn by the output layer alone (benchmarks/RESULTS.md, "Toy DiT: patch size").
+    # Absolute positions (a departure from the reference) let the small model place one object once.
     # Text: all-MiniLM-L6-v2 token states (384) and its pooled sentence embedding (384).
     return DiTConfig(
         in_channels=16, out_channels=16, heads=4, head_dim=32, depth_double=2, depth_single=4,
-        depth_refiner=1, patch=(1, 4, 4), text_dim=384, pooled_dim=384, rope_dims=(8, 12, 12),
-        guidance_embed=False,
+        depth_refiner=1, patch=(1, 2, 2), text_dim=384, pooled_dim=384, rope_dims=(8, 12, 12),
+        guidance_embed=False, absolute_positions=True,
     )
 
 

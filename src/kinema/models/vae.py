@@ -400,8 +400,8 @@ class CausalVAE(nn.Module):
 def _toy() -> VAEConfig:
     # For the toy world on 2 CPU cores: 64×64×17 video -> 16×16×5 latents. 4× spatial compression,
     # not 8×: at 8× a model this small trained for an hour on a CPU stays near 21 dB on the textured
-    # backgrounds (a bicubic 4× down/up already gives 27 dB, 2× gives 33 dB). The DiT's 4×4 patches
-    # bring the tokens back to 8×8 per latent frame. The scaling factor is measured by the VAE
+    # backgrounds (a bicubic 4× down/up already gives 27 dB, 2× gives 33 dB). The toy DiT's 2×2 patches
+    # make 8×8 tokens per latent frame. The scaling factor is measured by the VAE
     # trainer (1 / latent std) and stored with the checkpoint.
     return VAEConfig(
         block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8, spatial_compression_ratio=4,
