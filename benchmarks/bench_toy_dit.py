@@ -96,7 +96,7 @@ def main() -> None:
         "|---|---|---|---|---|---|",
         *rows,
     ]
-    command = f"python benchmarks/bench_toy_dit.py --steps {args.steps} -n {args.num}"
+    command = f"python benchmarks/bench_toy_dit.py --cache {args.cache} --vae {args.vae} --steps {args.steps} -n {args.num}"
     append_results("Toy DiT: patch size and absolute positions (images)", command, table)
 
 

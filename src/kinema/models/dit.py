@@ -37,7 +37,7 @@ from kinema.models.layers import (
     modulate,
     split_qkv,
 )
-from kinema.models.rope import apply_rope, rope_frequencies
+from kinema.models.rope import apply_rope, grid_positions, rope_frequencies
 
 if TYPE_CHECKING:
     from kinema.models.parallel import SequenceParallel
@@ -264,8 +264,7 @@ def sincos_positions(grid: tuple[int, int, int], width: int, device: torch.devic
     """
     side = 2 * ((width - width // 4) // 4)  # row and column channels, even
     dims = (width - 2 * side, side, side)  # the frame gets the rest: about a quarter
-    axes = [torch.arange(n, dtype=torch.float32, device=device) for n in grid]
-    positions = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0).flatten(1)  # (3, N)
+    positions = grid_positions(grid, device)  # (3, N)
     parts = []
     for pos, dim in zip(positions, dims):
         freqs = 1.0 / 100.0 ** (torch.arange(dim // 2, dtype=torch.float32, device=device) / (dim // 2))

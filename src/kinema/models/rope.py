@@ -11,6 +11,12 @@ import torch
 from torch import Tensor
 
 
+def grid_positions(grid: tuple[int, int, int], device: torch.device | None = None) -> Tensor:
+    """(3, T·H·W) fp32 frame, row and column index of every patch of a (T, H, W) grid, in t, h, w order."""
+    axes = [torch.arange(n, dtype=torch.float32, device=device) for n in grid]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0).flatten(1)
+
+
 def rope_frequencies(
     grid: tuple[int, int, int], dims: tuple[int, int, int], theta: float, device: torch.device | None = None
 ) -> tuple[Tensor, Tensor]:
@@ -25,8 +31,7 @@ def rope_frequencies(
     """
     if any(d % 2 for d in dims):
         raise ValueError(f"rope dims must be even, got {dims}")
-    axes = [torch.arange(n, dtype=torch.float32, device=device) for n in grid]
-    positions = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=0).flatten(1)  # (3, T·H·W)
+    positions = grid_positions(grid, device)  # (3, T·H·W)
     angles = []
     for pos, dim in zip(positions, dims):
         freqs = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float32, device=device) / dim)  # (dim/2,)
