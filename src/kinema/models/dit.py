@@ -65,8 +65,8 @@ class DiTConfig:
     rope_theta: float = 256.0
     guidance_embed: bool = True
     # Departure from the reference (off for it): add a fixed 3D sin-cos table to the video tokens, as
-    # DiT does. RoPE alone gives attention only relative positions; on a toy grid of 4×4 tokens a small
-    # model then places an object at several places at once (the noise alone breaks the symmetry).
+    # DiT does. RoPE alone gives attention only relative positions; the table gives absolute ones
+    # (its effect on the toy model: benchmarks/bench_toy_dit.py).
     absolute_positions: bool = False
 
     def __post_init__(self) -> None:

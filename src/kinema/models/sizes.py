@@ -14,7 +14,8 @@ def _toy() -> DiTConfig:
     # patches -> 8×8×5 = 320 tokens of 8×8 pixels. 1×4×4 patches (80 tokens of 16×16 pixels) cost a
     # third as much per sample but plateau at twice the loss: one token then holds a whole object,
     # drawn by the output layer alone (benchmarks/RESULTS.md, "Toy DiT: patch size").
-    # Absolute positions (a departure from the reference) let the small model place one object once.
+    # Absolute positions (a departure from the reference) do not change the loss but, with 2×2 patches,
+    # raise right colors from 50% to 71% of images after 500 steps (benchmarks/bench_toy_dit.py).
     # Text: all-MiniLM-L6-v2 token states (384) and its pooled sentence embedding (384).
     return DiTConfig(
         in_channels=16, out_channels=16, heads=4, head_dim=32, depth_double=2, depth_single=4,
