@@ -28,6 +28,7 @@ from common import append_results  # noqa: E402
 
 from kinema.models.checkpoints import load_vae  # noqa: E402
 from kinema.models.dit import DiTConfig  # noqa: E402
+from kinema.models.vae import CausalVAE  # noqa: E402
 from kinema.models.sizes import DIT_SIZES, dit_config  # noqa: E402
 from kinema.pipeline import Pipeline, save_pipeline  # noqa: E402
 from kinema.toyworld.adherence import eval_cases, evaluate  # noqa: E402
@@ -45,14 +46,15 @@ def variants() -> dict[str, DiTConfig]:
     }
 
 
-def train_and_judge(name: str, cfg: DiTConfig, args: argparse.Namespace, cache: LatentCache, folder: Path) -> dict:
+def train_and_judge(
+    name: str, cfg: DiTConfig, args: argparse.Namespace, cache: LatentCache, vae: CausalVAE, folder: Path
+) -> dict:
     DIT_SIZES[name] = lambda: cfg  # the trainer builds its model from a size name
     recipe = DiTRecipe(
         run_dir=str(folder), dataset="unused: the latent cache is given", vae=args.vae, model=name,
         stages=[DiTStage("images", args.steps, [Bucket(64, 64, 1, 64)])],
         lr=5e-4, warmup=100, cooldown=200, ema_decay=0.99,
     )
-    vae = load_vae(args.vae)
     trainer = DiTTrainer(recipe, cache, vae.cfg.scaling_factor)
     losses, seconds = [], []
     for step in tqdm(range(args.steps), desc=name, unit="step"):
@@ -64,7 +66,7 @@ def train_and_judge(name: str, cfg: DiTConfig, args: argparse.Namespace, cache: 
     pipe = Pipeline.from_pretrained(save_pipeline(folder / "pipeline", trainer.model.eval(), vae, "minilm", defaults))
     cases = eval_cases(args.num, WorldConfig(frames=1), split="train")
     accuracy = evaluate(lambda prompt, seed: pipe(prompt, seed=seed).frames, cases, keep_videos=0).accuracy()
-    tokens = (64 // 4 // cfg.patch[1]) ** 2
+    tokens = (64 // vae.cfg.spatial_compression_ratio // cfg.patch[1]) ** 2
     tail = losses[-max(1, len(losses) // 5):]
     return {"tokens": tokens, "sec": statistics.median(seconds), "loss": statistics.mean(tail), **accuracy}
 
@@ -82,10 +84,11 @@ def main() -> None:
     cache = LatentCache.load(Path(args.cache))
     if "64x64x1" not in cache.buckets:
         sys.exit(f"{args.cache} has no 64x64x1 bucket: use the cache of configs/toy/dit.yaml")
+    vae = load_vae(args.vae)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_toy_dit-") as tmp:
         for i, (name, cfg) in enumerate(variants().items()):
-            r = train_and_judge(name, cfg, args, cache, Path(tmp) / str(i))
+            r = train_and_judge(name, cfg, args, cache, vae, Path(tmp) / str(i))
             rows.append(f"| {name} | {r['tokens']} | {r['sec']:.2f} | {r['loss']:.3f} | "
                         f"{100 * r['color']:.0f}% | {100 * r['shape']:.0f}% |")
             print(rows[-1], flush=True)

@@ -301,7 +301,7 @@ class DiT(nn.Module):
         self.final_layer = FinalLayer(cfg)
         self.gradient_checkpointing = False
         self.sequence_parallel: SequenceParallel | None = None  # set by kinema.models.parallel
-        self._rope_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._rope_cache: dict[tuple, tuple[Tensor, Tensor] | Tensor] = {}  # RoPE and absolute tables per grid
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -327,6 +327,13 @@ class DiT(nn.Module):
         key = (grid, str(device))
         if key not in self._rope_cache:
             self._rope_cache[key] = rope_frequencies(grid, self.cfg.rope_dims, self.cfg.rope_theta, device)
+        return self._rope_cache[key]
+
+    def positions(self, grid: tuple[int, int, int], device: torch.device) -> Tensor:
+        """The absolute position table of a token grid, (N, D), computed once per grid like the RoPE tables."""
+        key = ("absolute", grid, str(device))
+        if key not in self._rope_cache:
+            self._rope_cache[key] = sincos_positions(grid, self.cfg.hidden, device)
         return self._rope_cache[key]
 
     def forward(
@@ -372,7 +379,7 @@ class DiT(nn.Module):
         # 3. Patchify the latents into video tokens.
         img = self.img_in(latents.to(dtype))  # (B, N, D)
         if cfg.absolute_positions:
-            img = img + sincos_positions(grid, cfg.hidden, img.device).to(dtype)
+            img = img + self.positions(grid, img.device).to(dtype)
         n = img.shape[1]
         rope = self.rope(grid, img.device)  # 2 × (N, Dh)
         key_mask = None
