@@ -124,7 +124,8 @@ class Pipeline:
         if cfg_scale < 1:
             raise ValueError(f"cfg_scale must be at least 1 (1 disables classifier-free guidance), got {cfg_scale}")
 
-    def _encode_text(self, prompts: list[str]) -> TextEmbedding:
+    def encode_text(self, prompts: list[str]) -> TextEmbedding:
+        """Encode prompts with the pipeline's text encoder, on the DiT's device and dtype."""
         emb = self.text_encoder.encode(prompts)
         dtype = next(self.dit.parameters()).dtype
         return TextEmbedding(emb.states.to(self.device, dtype), emb.mask.to(self.device), emb.pooled.to(self.device, dtype))
@@ -156,13 +157,11 @@ class Pipeline:
             raise ValueError("give one seed per prompt")
         if guidance is not None and not self.dit.cfg.guidance_embed:
             raise ValueError("this model has no guidance embedding: use cfg_scale for guidance")
-        if guidance is None and self.dit.cfg.guidance_embed:
-            guidance = 6.0  # the reference's embedded guidance
 
         # 1. Text: the prompts, and the negative prompt for classifier-free guidance.
         b = len(prompts)
         use_cfg = cfg_scale > 1.0
-        text = self._encode_text(prompts + [negative_prompt] * b if use_cfg else prompts)
+        text = self.encode_text(prompts + [negative_prompt] * b if use_cfg else prompts)
 
         # 2. Noise, one generator per sample so batching never changes a sample.
         vcfg = self.vae.cfg
@@ -171,13 +170,11 @@ class Pipeline:
         noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds])
         dtype = next(self.dit.parameters()).dtype
         noise = noise.to(self.device, dtype)  # (B, C, T, H, W)
-        g = None if guidance is None else torch.full((b * (2 if use_cfg else 1),), guidance * 1000.0, device=self.device)
 
         def velocity(x: Tensor, t: Tensor) -> Tensor:
             if not use_cfg:
-                return self.dit(x, t * 1000, text.states, text.mask, text.pooled, g)
-            v = self.dit(torch.cat([x, x]), torch.cat([t, t]) * 1000, text.states, text.mask, text.pooled, g)
-            v_cond, v_uncond = v.chunk(2)
+                return self.velocity(x, t, text, guidance)
+            v_cond, v_uncond = self.velocity(torch.cat([x, x]), torch.cat([t, t]), text, guidance).chunk(2)
             return classifier_free_guidance(v_cond, v_uncond, cfg_scale)
 
         # 3. Solve the flow ODE from noise to latents, then decode.
@@ -189,6 +186,17 @@ class Pipeline:
         pixels = pixels.permute(0, 2, 3, 4, 1).cpu().numpy()  # (B, T, H, W, 3)
         fps = d.fps
         return [GeneratedVideo(pixels[i], fps, prompts[i], seeds[i]) for i in range(b)]
+
+    def velocity(self, latents: Tensor, t: Tensor, text: TextEmbedding, guidance: float | None = None) -> Tensor:
+        """The DiT's velocity for scaled latents (B, C, T, H, W) at flow times t (B,) in [0, 1].
+
+        `text` comes from `encode_text`. Guidance-embedded models read `guidance` (default 6.0, the
+        reference's); other models ignore it.
+        """
+        g = None
+        if self.dit.cfg.guidance_embed:
+            g = torch.full_like(t, 1000.0 * (6.0 if guidance is None else guidance))
+        return self.dit(latents, t * 1000, text.states, text.mask, text.pooled, g)
 
     def _decode(self, latents: Tensor, frames: int, height: int, width: int) -> Tensor:
         """Decode latents, tiled in space and time when the video is larger than one tile.

@@ -1,0 +1,98 @@
+"""kinema.toyworld.sensitivity: counterfactual prompts and the loss each prompt kind costs a DiT."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from kinema.cli import main
+from kinema.flow.path import interpolate, velocity_target
+from kinema.models import DiTConfig, VAEConfig, build_dit, build_vae
+from kinema.pipeline import Pipeline, save_pipeline
+from kinema.toyworld.captions import parse_prompt
+from kinema.toyworld.judge import ATTRIBUTES
+from kinema.toyworld.render import render
+from kinema.toyworld.scene import WorldConfig, sample_scenes
+from kinema.toyworld.sensitivity import counterfactual, scene_prompt, text_sensitivity
+from kinema.train.data import to_model_range
+from kinema.train.dit import SamplingDefaults
+
+WORLD = WorldConfig(height=32, width=32, frames=5)
+
+
+def _named(prompt: str) -> dict[str, object]:
+    spec = parse_prompt(prompt)
+    color, shape, motion = spec.objects[0]
+    return {"color": color, "shape": shape, "motion": motion, "camera": spec.camera}
+
+
+@pytest.mark.parametrize("attribute", ATTRIBUTES)
+def test_a_counterfactual_prompt_names_another_value_of_that_attribute_only(attribute):
+    for scene in sample_scenes(30, WORLD, seed=1, split="all"):
+        before, after = _named(scene_prompt(scene)), _named(scene_prompt(counterfactual(scene, attribute)))
+        assert after[attribute] != before[attribute]
+        assert {k: v for k, v in after.items() if k != attribute} == {k: v for k, v in before.items() if k != attribute}
+        assert len({o.color for o in counterfactual(scene, attribute).objects}) == len(scene.objects)
+
+
+def test_unknown_attribute_is_refused():
+    with pytest.raises(ValueError, match="unknown attribute 'size'"):
+        counterfactual(sample_scenes(1, WORLD)[0], "size")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    torch.manual_seed(0)
+    dit = build_dit(DiTConfig(
+        in_channels=4, out_channels=4, heads=2, head_dim=16, depth_double=1, depth_single=1, depth_refiner=1,
+        patch=(1, 2, 2), text_dim=384, pooled_dim=384, rope_dims=(4, 6, 6), guidance_embed=False,
+    ))
+    with torch.no_grad():
+        for p in dit.parameters():  # a model whose output depends on the prompt (adaLN-Zero starts at 0)
+            p.add_(torch.randn_like(p) * 0.05)
+    vae = build_vae(VAEConfig(latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+                              norm_num_groups=4, scaling_factor=0.7))
+    defaults = SamplingDefaults(steps=2, frames=5, height=32, width=32)
+    return save_pipeline(tmp_path_factory.mktemp("pipe") / "tiny", dit, vae, "minilm", defaults)
+
+
+def test_report_is_the_loss_of_each_prompt_on_the_same_latents_and_noise(folder):
+    pipe = Pipeline.from_pretrained(folder)
+    scenes = sample_scenes(3, WORLD, seed=2)
+    report = text_sensitivity(pipe, scenes, times=(0.3, 0.9), seed=5, batch=2)
+    assert set(report.loss) == {"true", "empty", *ATTRIBUTES} and report.videos == 3
+
+    # The same number by hand, for the motion swap at t = 0.9.
+    with torch.no_grad():
+        x0 = pipe.vae.encode(to_model_range(torch.stack([torch.from_numpy(render(s)) for s in scenes]).numpy())).mean * 0.7
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5))
+        t = torch.full((3,), 0.9)
+        text = pipe.encode_text([scene_prompt(counterfactual(s, "motion")) for s in scenes])
+        v = pipe.velocity(interpolate(x0, noise, t), t, text)
+        by_hand = torch.nn.functional.mse_loss(v, velocity_target(x0, noise)).item()
+    assert report.loss["motion"][1] == pytest.approx(by_hand, rel=1e-5)
+
+    shares = report.share("color")
+    true, empty, color = report.loss["true"], report.loss["empty"], report.loss["color"]
+    assert shares[0] == pytest.approx((color[0] - true[0]) / (empty[0] - true[0])) or math.isnan(shares[0])
+    whole = text_sensitivity(pipe, scenes, times=(0.3, 0.9), seed=5).loss  # batching changes nothing but rounding
+    assert all(whole[k] == pytest.approx(v, rel=1e-5) for k, v in report.loss.items())
+
+
+def test_still_images_report_only_color_and_shape(folder):
+    pipe = Pipeline.from_pretrained(folder)
+    scenes = sample_scenes(2, WorldConfig(height=32, width=32, frames=1))
+    report = text_sensitivity(pipe, scenes, times=(0.5,))
+    assert set(report.loss) == {"true", "empty", "color", "shape"}
+    with pytest.raises(ValueError, match=r"times must lie in \(0, 1\)"):
+        text_sensitivity(pipe, scenes, times=(1.0,))
+
+
+def test_cli_writes_the_report(folder, tmp_path, capsys):
+    argv = ["eval", "sensitivity", "--checkpoint", str(folder), "-n", "2", "--times", "0.5", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "sensitivity.json").read_text())
+    assert report["videos"] == 2 and report["times"] == [0.5] and set(report["share"]) == set(ATTRIBUTES)
+    assert "motion" in capsys.readouterr().out
+    assert main(["eval", "sensitivity", "--checkpoint", str(folder), "--times", "0.5,1"]) == 2
