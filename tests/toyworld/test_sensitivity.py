@@ -90,7 +90,8 @@ def test_still_images_report_only_color_and_shape(folder):
 
 
 def test_cli_writes_the_report(folder, tmp_path, capsys):
-    argv = ["eval", "sensitivity", "--checkpoint", str(folder), "-n", "2", "--times", "0.5", "--out", str(tmp_path)]
+    argv = ["eval", "sensitivity", "--checkpoint", str(folder), "-n", "2", "--size", "32", "--frames", "5", "--times", "0.5",
+            "--motions", "left,right", "--out", str(tmp_path)]
     assert main(argv) == 0
     report = json.loads((tmp_path / "sensitivity.json").read_text())
     assert report["videos"] == 2 and report["times"] == [0.5] and set(report["share"]) == set(ATTRIBUTES)

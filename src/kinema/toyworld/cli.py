@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--times", default="0.5,0.8,0.95", help="comma-separated flow times in (0, 1) (default 0.5,0.8,0.95)")
     s.add_argument("--split", choices=("train", "heldout", "all"), default="train",
                    help="which combinations the clips use (default train: what the model was fitted to)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the scenes and the noise")
+    _world_options(s)
     s.add_argument("--device", default="cpu", help="torch device (default cpu)")
     s.add_argument("--out", default="outputs/sensitivity", help="report folder (default outputs/sensitivity)")
     s.set_defaults(run=run_sensitivity)
@@ -213,14 +213,6 @@ def _numbers(text: str, kind: type, name: str) -> list:
     return values
 
 
-def _checkpoint_world(pipe: object) -> WorldConfig:
-    """The world at the frame count and size a pipeline generates by default."""
-    from kinema.toyworld.scene import WorldConfig
-
-    d = pipe.defaults
-    return WorldConfig(height=d.height, width=d.width, frames=d.frames, fps=d.fps)
-
-
 def run_sensitivity(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -236,7 +228,7 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise UsageError(f"--num must be at least 1, got {args.num}")
     pipe = Pipeline.from_pretrained(args.checkpoint, device=args.device)
-    scenes = sample_scenes(args.num, _checkpoint_world(pipe), args.seed, args.split)
+    scenes = sample_scenes(args.num, _world(args), args.seed, args.split)
     report = text_sensitivity(pipe, scenes, times, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -254,12 +246,15 @@ def run_sweep(args: argparse.Namespace) -> int:
     from kinema.pipeline import Pipeline
     from kinema.toyworld.adherence import eval_cases, sweep_point
     from kinema.toyworld.judge import ATTRIBUTES
+    from kinema.toyworld.scene import WorldConfig
 
     steps_list, shifts = _numbers(args.steps, int, "--steps"), _numbers(args.shift, float, "--shift")
     if args.num < 1:
         raise UsageError(f"--num must be at least 1, got {args.num}")
     pipe = Pipeline.from_pretrained(args.checkpoint, device=args.device)
-    cases = eval_cases(args.num, _checkpoint_world(pipe), seed=args.seed, split=args.split)
+    d = pipe.defaults
+    cases = eval_cases(args.num, WorldConfig(height=d.height, width=d.width, frames=d.frames, fps=d.fps),
+                       seed=args.seed, split=args.split)
     rows = []
     for steps in steps_list:
         for shift in shifts:
