@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from kinema.toyworld.captions import scene_caption
 from kinema.toyworld.judge import ATTRIBUTES
 from kinema.toyworld.render import render
 from kinema.toyworld.scene import COLORS, SHAPES, SceneTruth
+
+if TYPE_CHECKING:
+    from kinema.pipeline import Pipeline
 
 _OPPOSITE_MOTION = {"right": "left", "left": "right", "up": "down", "down": "up", "still": "right"}
 _OPPOSITE_CAMERA = {
@@ -97,7 +101,7 @@ class SensitivityReport:
 
 @torch.no_grad()
 def text_sensitivity(
-    pipe: object, scenes: Sequence[SceneTruth], times: Sequence[float] = (0.5, 0.8, 0.95), seed: int = 0,
+    pipe: Pipeline, scenes: Sequence[SceneTruth], times: Sequence[float] = (0.5, 0.8, 0.95), seed: int = 0,
     batch: int = 16,
 ) -> SensitivityReport:
     """Render `scenes`, encode them with the pipeline's VAE, and measure the DiT's loss per prompt kind.
@@ -105,12 +109,12 @@ def text_sensitivity(
     Attributes whose swap cannot change the prompt (motion and camera of still images) are left out.
 
     Args:
-        pipe: a `kinema.Pipeline`.
         scenes: toy-world scenes, all of one frame count and size.
         times: flow times t in (0, 1) (1 = pure noise).
         seed: the noise, shared by every prompt kind.
         batch: clips per forward.
     """
+    from kinema.models.text import TextEmbedding
     from kinema.train.data import to_model_range
 
     if not scenes:
@@ -136,13 +140,14 @@ def text_sensitivity(
     texts = {kind: pipe.encode_text(p) for kind, p in prompts.items()}
     loss: dict[str, list[float]] = {kind: [] for kind in prompts}
     for t in tqdm(times, desc="sensitivity", unit="t", leave=False):
-        x_t = interpolate(latents, noise, torch.full((len(scenes),), float(t)))
+        t_all = torch.full((len(scenes),), float(t), device=latents.device)
+        x_t = interpolate(latents, noise, t_all)
         for kind, text in texts.items():
             total = 0.0
             for i in range(0, len(scenes), batch):
                 part = slice(i, i + batch)
-                sub = type(text)(text.states[part], text.mask[part], text.pooled[part])
-                v = pipe.velocity(x_t[part], torch.full((len(x_t[part]),), float(t), device=pipe.device), sub)
+                sub = TextEmbedding(text.states[part], text.mask[part], text.pooled[part])
+                v = pipe.velocity(x_t[part], t_all[part], sub)
                 total += torch.nn.functional.mse_loss(v.float(), target[part].float(), reduction="sum").item()
             loss[kind].append(total / target.numel())
     return SensitivityReport(tuple(float(t) for t in times), loss, len(scenes))
