@@ -6,8 +6,8 @@ rendered toy-world clip with prompt P, and the counterfactual prompt P' that nam
 on the clip's latents, with the same noise and the same t, rises by as much as the model uses that
 attribute at that noise level. The rise is reported as a share of the empty prompt's rise (what the
 whole prompt is worth there): 0% = the model ignores the words, 100% = they matter as much as the
-whole prompt. No sampling and no judge are involved, so the numbers move with training long before
-adherence does.
+whole prompt. No sampling and no judge are involved: it separates what the DiT learned from how a
+sampler uses it.
 
     kinema eval sensitivity --checkpoint checkpoints/toy -n 48
 """
@@ -147,7 +147,7 @@ def text_sensitivity(
             for i in range(0, len(scenes), batch):
                 part = slice(i, i + batch)
                 sub = TextEmbedding(text.states[part], text.mask[part], text.pooled[part])
-                v = pipe.velocity(x_t[part], t_all[part], sub)
+                v = pipe.velocity(x_t[part], t_all[part], sub, pipe.defaults.guidance)
                 total += torch.nn.functional.mse_loss(v.float(), target[part].float(), reduction="sum").item()
             loss[kind].append(total / target.numel())
     return SensitivityReport(tuple(float(t) for t in times), loss, len(scenes))
