@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from kinema.caption.schema import caption_to_prompt
-from kinema.toyworld.captions import PromptSpec, parse_prompt, scene_caption
+from kinema.toyworld.captions import PromptSpec, parse_prompt, scene_prompt
 from kinema.toyworld.judge import ATTRIBUTES, JudgeConfig, Verdict, accuracy, judge
 from kinema.toyworld.render import render
 from kinema.toyworld.scene import SceneTruth, Split, WorldConfig, sample_scenes, scene_for
@@ -52,7 +52,7 @@ def eval_cases(n: int, config: WorldConfig | None = None, seed: int = 0, split: 
         split: "heldout" (default: combinations never trained on), "train" or "all".
     """
     scenes = sample_scenes(n, config, seed, split)
-    return [EvalCase(caption_to_prompt(scene_caption(s)), seed + i, s) for i, s in enumerate(scenes)]
+    return [EvalCase(scene_prompt(s), seed + i, s) for i, s in enumerate(scenes)]
 
 
 def ground_truth_generator(config: WorldConfig | None = None) -> Generator:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kinema.caption.schema import Caption, CameraMotion, camera_phrase
+from kinema.caption.schema import Caption, CameraMotion, camera_phrase, caption_to_prompt
 from kinema.toyworld.scene import CAMERAS, COLORS, SHAPES, ObjectTruth, SceneTruth
 
 MOTION_PHRASES: dict[str, str] = {
@@ -78,6 +78,11 @@ def scene_caption(scene: SceneTruth) -> Caption:
         atmosphere=("lively" if scene.camera == "handheld shot" else "playful") if moving else "calm",
         camera_motion=CameraMotion(type=scene.camera, confidence=1.0) if video else None,
     )
+
+
+def scene_prompt(scene: SceneTruth) -> str:
+    """The deterministic prompt of a scene (training's first prompt variant; what the evals ask for)."""
+    return caption_to_prompt(scene_caption(scene))
 
 
 @dataclass(frozen=True)

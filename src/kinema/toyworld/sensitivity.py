@@ -18,15 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from kinema.caption.schema import caption_to_prompt
 from kinema.flow.path import interpolate, velocity_target
-from kinema.toyworld.captions import scene_caption
+from kinema.toyworld.captions import scene_prompt
 from kinema.toyworld.judge import ATTRIBUTES
-from kinema.toyworld.render import render
+from kinema.toyworld.render import render_batch
 from kinema.toyworld.scene import COLORS, SHAPES, SceneTruth
 
 if TYPE_CHECKING:
@@ -61,11 +59,6 @@ def counterfactual(scene: SceneTruth, attribute: str) -> SceneTruth:
     else:
         raise ValueError(f"unknown attribute {attribute!r}; choose from {', '.join(ATTRIBUTES)}")
     return replace(scene, objects=(changed, *rest))
-
-
-def scene_prompt(scene: SceneTruth) -> str:
-    """The deterministic prompt of a scene (what training's first prompt variant and the eval use)."""
-    return caption_to_prompt(scene_caption(scene))
 
 
 @dataclass(frozen=True)
@@ -130,7 +123,7 @@ def text_sensitivity(
     # 1. Latents: the posterior mean of every render, scaled as the DiT sees them.
     dtype = next(pipe.vae.parameters()).dtype
     latents = torch.cat([
-        pipe.vae.encode(to_model_range(np.stack([render(s) for s in scenes[i : i + batch]])).to(pipe.device, dtype)).mean
+        pipe.vae.encode(to_model_range(render_batch(scenes[i : i + batch])).to(pipe.device, dtype)).mean
         for i in range(0, len(scenes), batch)
     ]) * pipe.vae.cfg.scaling_factor  # (N, C, T', H', W')
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed)).to(latents)
