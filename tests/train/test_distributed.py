@@ -22,7 +22,7 @@ from kinema.models.checkpoints import save_model
 from kinema.models.sizes import build_dit
 from kinema.train.checkpoint import EMA, latest_checkpoint
 from kinema.train.data import LatentBucket, LatentCache, PromptCache
-from kinema.train.dit import DiTRecipe, train_dit
+from kinema.train.dit import DiTRecipe, prompt_cache_key, train_dit
 from kinema.train.distributed import DCP_DIR, Parallel, ParallelConfig, init_parallel, load_training_checkpoint
 from kinema.config import ConfigError, from_dict, load_yaml
 
@@ -72,6 +72,9 @@ def write_recipe(root: Path, name: str, parallel: dict, **extra: object) -> Path
         ],
         **extra,
     }
+    cache = LatentCache.load(run / "latents.safetensors")  # made for this recipe's prompts: train reads it as is
+    cache.prompt_key = prompt_cache_key(from_dict(DiTRecipe, recipe))
+    cache.save(run / "latents.safetensors")
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,6 +17,9 @@ from tqdm import tqdm
 
 from kinema.data.manifest import media_path, read_manifest
 from kinema.media import read_video
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -27,20 +31,30 @@ class Clip:
     caption: str
 
 
-def load_clips(dataset: str | os.PathLike, limit: int | None = None, min_stage: int = 0) -> list[Clip]:
-    """Decode the usable video rows of a dataset (no error, stage ≥ min_stage) into memory."""
+def _usable_rows(dataset: str | os.PathLike, limit: int | None, min_stage: int) -> pd.DataFrame:
     df = read_manifest(dataset)
     df = df[(df["error"] == "") & (df["kind"] == "video") & (df["stage"] >= min_stage)]
     if limit is not None:
         df = df.head(limit)
     if df.empty:
         raise ValueError(f"dataset {dataset} has no usable video rows (stage ≥ {min_stage}, no error)")
+    return df
+
+
+def load_clips(dataset: str | os.PathLike, limit: int | None = None, min_stage: int = 0) -> list[Clip]:
+    """Decode the usable video rows of a dataset (no error, stage ≥ min_stage) into memory."""
+    df = _usable_rows(dataset, limit, min_stage)
     clips = []
     for row in tqdm(df.itertuples(), total=len(df), desc="decode clips", unit="clip", leave=False):
         start = None if np.isnan(row.start) else row.start
         end = None if np.isnan(row.end) else row.end
         clips.append(Clip(row.id, read_video(media_path(dataset, row.path), start, end), row.caption))
     return clips
+
+
+def load_captions(dataset: str | os.PathLike, limit: int | None = None, min_stage: int = 0) -> list[str]:
+    """The caption JSON of the rows `load_clips` decodes, in the same order, without decoding video."""
+    return list(_usable_rows(dataset, limit, min_stage)["caption"])
 
 
 def to_model_range(video: np.ndarray) -> Tensor:
@@ -112,6 +126,7 @@ class LatentCache:
 
     buckets: dict[str, LatentBucket]
     prompts: PromptCache
+    prompt_key: str = ""  # how the prompts were made (kinema.train.dit.prompt_cache_key); "" = unknown
 
     def save(self, path: Path) -> None:
         from safetensors.torch import save_file
@@ -119,18 +134,21 @@ class LatentCache:
         tensors = {f"{name}/{k}": getattr(b, k).contiguous() for name, b in self.buckets.items() for k in ("mean", "std")}
         tensors.update({f"prompts/{k}": v.contiguous() for k, v in vars(self.prompts).items()})
         tmp = path.with_suffix(".tmp")
-        save_file(tensors, tmp)
+        save_file(tensors, tmp, metadata={"prompt_key": self.prompt_key})
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> LatentCache:
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
         tensors = load_file(path)
+        with safe_open(path, "pt") as f:
+            key = (f.metadata() or {}).get("prompt_key", "")
         names = sorted({k.split("/")[0] for k in tensors if not k.startswith("prompts/")})
         buckets = {n: LatentBucket(tensors[f"{n}/mean"], tensors[f"{n}/std"]) for n in names}
         prompts = PromptCache(**{k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("prompts/")})
-        return cls(buckets, prompts)
+        return cls(buckets, prompts, key)
 
 
 @torch.no_grad()

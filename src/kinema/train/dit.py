@@ -13,6 +13,8 @@ global batch mixes scales (HunyuanVideo §4.3's mixed-scale training) without pa
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,7 @@ from kinema.models.checkpoints import load_vae
 from kinema.models.sizes import build_dit
 from kinema.models.text import TextEmbedding, build_text_encoder
 from kinema.train.checkpoint import EMA, latest_checkpoint, step_generator
-from kinema.train.data import Clip, LatentCache, PromptCache, bucket_name, encode_bucket, load_clips
+from kinema.train.data import Clip, LatentCache, PromptCache, bucket_name, encode_bucket, load_captions, load_clips
 from kinema.train.distributed import (
     Parallel,
     ParallelConfig,
@@ -125,6 +127,9 @@ class DiTRecipe:
     time: TimeRecipe = field(default_factory=TimeRecipe)
     text_dropout: float = 0.1
     prompt_variants: int = 4  # cached prompts per clip: the full one, then random field dropout
+    # How often each caption field is left out of the variants. Short prompts matter: a word among 40
+    # tokens is learned far more slowly than among 12 (benchmarks/RESULTS.md, "Why the toy DiT draws no motion").
+    prompt_dropout: PromptDropout = field(default_factory=PromptDropout)
     seed: int = 0
     max_clips: int | None = None
     checkpoint_every: int = 250
@@ -175,16 +180,40 @@ def fit_to_bucket(video: np.ndarray, bucket: Bucket) -> np.ndarray:
     return out
 
 
-def prompt_variants(caption_json: str, k: int, rng: random.Random) -> list[str]:
+def prompt_variants(caption_json: str, k: int, rng: random.Random, dropout: PromptDropout | None = None) -> list[str]:
     """K training prompts for one caption: the full prompt, then variants with fields dropped at random."""
     caption = Caption.model_validate_json(caption_json)
-    dropout = PromptDropout()
+    dropout = dropout or PromptDropout()
     return [caption_to_prompt(caption)] + [caption_to_prompt(caption, dropout, rng) for _ in range(k - 1)]
 
 
 def encode_prompts(encoder: object, prompts: list[str], batch: int = 64) -> TextEmbedding:
     parts = [encoder.encode(prompts[i : i + batch]) for i in tqdm(range(0, len(prompts), batch), desc="encode text", leave=False)]
     return TextEmbedding(*(torch.cat([getattr(p, f) for p in parts]) for f in ("states", "mask", "pooled")))
+
+
+def prompt_cache_key(recipe: DiTRecipe) -> str:
+    """What a cache's prompts depend on: when it changes, the text is encoded again."""
+    return json.dumps({
+        "text_encoder": recipe.text_encoder, "variants": recipe.prompt_variants, "seed": recipe.seed,
+        "dropout": dataclasses.asdict(recipe.prompt_dropout),
+    }, sort_keys=True)
+
+
+@torch.no_grad()
+def build_prompt_cache(recipe: DiTRecipe, captions: list[str]) -> PromptCache:
+    """K prompt variants per caption (the recipe's caption-field dropout) and the empty prompt, encoded."""
+    rng = random.Random(recipe.seed)
+    k = recipe.prompt_variants
+    texts = [p for c in captions for p in prompt_variants(c, k, rng, recipe.prompt_dropout)]
+    emb = encode_prompts(build_text_encoder(recipe.text_encoder), texts + [""])
+    n = len(captions)
+    return PromptCache(
+        states=emb.states[:-1].reshape(n, k, *emb.states.shape[1:]),
+        mask=emb.mask[:-1].reshape(n, k, -1),
+        pooled=emb.pooled[:-1].reshape(n, k, -1),
+        empty_states=emb.states[-1], empty_mask=emb.mask[-1], empty_pooled=emb.pooled[-1],
+    )
 
 
 @torch.no_grad()
@@ -195,19 +224,7 @@ def build_latent_cache(recipe: DiTRecipe, clips: list[Clip], vae: torch.nn.Modul
         name: encode_bucket(vae, np.stack([fit_to_bucket(c.video, b) for c in clips]), name)
         for name, b in buckets.items()
     }
-    rng = random.Random(recipe.seed)
-    k = recipe.prompt_variants
-    texts = [p for c in clips for p in prompt_variants(c.caption, k, rng)]
-    encoder = build_text_encoder(recipe.text_encoder)
-    emb = encode_prompts(encoder, texts + [""])
-    n = len(clips)
-    prompts = PromptCache(
-        states=emb.states[:-1].reshape(n, k, *emb.states.shape[1:]),
-        mask=emb.mask[:-1].reshape(n, k, -1),
-        pooled=emb.pooled[:-1].reshape(n, k, -1),
-        empty_states=emb.states[-1], empty_mask=emb.mask[-1], empty_pooled=emb.pooled[-1],
-    )
-    return LatentCache(latents, prompts)
+    return LatentCache(latents, build_prompt_cache(recipe, [c.caption for c in clips]), prompt_cache_key(recipe))
 
 
 class DiTTrainer:
@@ -290,15 +307,19 @@ def train_dit(
     vae = load_vae(recipe.vae)
     cache_path = run_dir / "latents.safetensors"
     needed = {b.name for stage in recipe.stages for b in stage.buckets}
+    key = prompt_cache_key(recipe)
     cache = LatentCache.load(cache_path) if cache_path.is_file() else None
     if cache is not None and not needed <= set(cache.buckets):
         cache = None  # the recipe gained buckets since the cache was built: build it again
-    if cache is None and parallel.is_main:
-        with torch.no_grad():
-            cache = build_latent_cache(recipe, load_clips(recipe.dataset, limit=recipe.max_clips), vae)
+    if parallel.is_main and cache is None:
+        cache = build_latent_cache(recipe, load_clips(recipe.dataset, limit=recipe.max_clips), vae)
+        cache.save(cache_path)
+    elif parallel.is_main and cache.prompt_key != key:  # prompt recipe or text encoder changed: text only
+        cache.prompts = build_prompt_cache(recipe, load_captions(recipe.dataset, limit=recipe.max_clips))
+        cache.prompt_key = key
         cache.save(cache_path)
     parallel.barrier()
-    if cache is None:
+    if cache is None or cache.prompt_key != key:
         cache = LatentCache.load(cache_path)
     trainer = DiTTrainer(recipe, cache, vae.cfg.scaling_factor, parallel)
     step = 0
