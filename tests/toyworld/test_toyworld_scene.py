@@ -11,6 +11,7 @@ from kinema.caption.schema import Caption, caption_to_prompt
 from kinema.toyworld.captions import parse_prompt, scene_caption
 from kinema.toyworld.scene import (
     HELD_OUT,
+    LANE_JITTER,
     SceneTruth,
     WorldConfig,
     bounding_radius,
@@ -64,6 +65,17 @@ def test_motion_direction_matches_the_track():
             expected = {"right": dx > 0 and dy == 0, "left": dx < 0 and dy == 0, "down": dy > 0 and dx == 0,
                         "up": dy < 0 and dx == 0, "still": dx == 0 and dy == 0}
             assert expected[o.motion], (o.motion, dx, dy)
+
+
+def test_a_lone_objects_path_crosses_the_frame_centre_and_others_start_anywhere():
+    scenes = sample_scenes(200, seed=4, split="all")
+    lone = [s.objects[0] for s in scenes if len(s.objects) == 1]
+    crowded = [o for s in scenes if len(s.objects) > 1 for o in s.objects]
+    assert len(lone) > 100 and len(crowded) > 40
+    jitter = LANE_JITTER * 64 + 1e-6
+    off_centre = [np.abs(np.add(o.start, o.end) / 2 - 32.0).max() for o in lone]
+    assert max(off_centre) <= jitter
+    assert np.mean([np.abs(np.add(o.start, o.end) / 2 - 32.0).max() > jitter for o in crowded]) > 0.5
 
 
 def test_camera_path_moves_the_window_with_the_camera():

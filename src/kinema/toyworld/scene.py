@@ -80,6 +80,11 @@ HELD_OUT: frozenset[tuple[str, str, str]] = frozenset(
 
 # How far things move over a clip, as fractions of the frame (see the judge's thresholds).
 OBJECT_TRAVEL = 0.4  # moving objects cross 40% of the frame width (left/right) or height (up/down)
+# A lone object's path is centred on the frame up to this fraction of the shorter side: where it is in
+# each frame then follows from its motion words, which a small DiT learns far sooner than when paths
+# start anywhere (benchmarks/RESULTS.md, "Why the toy DiT draws no motion"). Objects in multi-object
+# scenes start anywhere their path fits.
+LANE_JITTER = 0.05
 PAN_TRAVEL = 0.3  # pans and tilts shift the background by 30% of the frame
 ZOOM_RANGE = 0.65  # zoom in shrinks the view window from 1.0 to this fraction (x1.54 magnification)
 ROLL_ANGLE = 20.0  # degrees the camera rolls over a clip for "tilt left/right"
@@ -215,15 +220,24 @@ class WorldConfig:
 
 
 def _place(
-    rng: np.random.Generator, motion: str, bound: float, config: WorldConfig
+    rng: np.random.Generator, motion: str, bound: float, config: WorldConfig, lone: bool
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Start and end centre of an object of bounding radius `bound` that stays inside the frame."""
+    """Start and end centre of an object of bounding radius `bound` that stays inside the frame.
+
+    A lone object's path is centred on the frame (±LANE_JITTER); otherwise it starts anywhere it fits.
+    """
     h, w = config.height, config.width
     dx = {"right": OBJECT_TRAVEL * w, "left": -OBJECT_TRAVEL * w}.get(motion, 0.0)
     dy = {"down": OBJECT_TRAVEL * h, "up": -OBJECT_TRAVEL * h}.get(motion, 0.0)
     margin = bound + 1.0
-    x0 = rng.uniform(margin + max(0.0, -dx), w - margin - max(0.0, dx))
-    y0 = rng.uniform(margin + max(0.0, -dy), h - margin - max(0.0, dy))
+    x_range = (margin + max(0.0, -dx), w - margin - max(0.0, dx))  # where the start fits
+    y_range = (margin + max(0.0, -dy), h - margin - max(0.0, dy))
+    if lone:
+        jitter = LANE_JITTER * min(h, w)
+        x0 = np.clip((w - dx) / 2 + rng.uniform(-jitter, jitter), *x_range)
+        y0 = np.clip((h - dy) / 2 + rng.uniform(-jitter, jitter), *y_range)
+    else:
+        x0, y0 = rng.uniform(*x_range), rng.uniform(*y_range)
     return (float(x0), float(y0)), (float(x0 + dx), float(y0 + dy))
 
 
@@ -289,7 +303,7 @@ def sample_scene(rng: np.random.Generator, config: WorldConfig, split: Split = "
         color, shape, motion = _draw_triple(rng, config, split, {o.color for o in objects})
         size = sizes[rng.integers(len(sizes))]
         radius = SIZES[size] * min(config.height, config.width)
-        start, end = _place(rng, motion, radius * SHAPE_REACH[shape], config)
+        start, end = _place(rng, motion, radius * SHAPE_REACH[shape], config, n_objects == 1)
         obj = ObjectTruth(color, shape, size, motion, start, end, float(radius))
         if all(_apart(obj, other, config.frames) for other in objects):
             objects.append(obj)
@@ -322,7 +336,7 @@ def scene_for(objects: Sequence[tuple[str, str, str]], camera: str, config: Worl
         for _ in range(200):
             size = sizes[rng.integers(len(sizes))]
             radius = SIZES[size] * min(config.height, config.width)
-            start, end = _place(rng, motion, radius * SHAPE_REACH[shape], config)
+            start, end = _place(rng, motion, radius * SHAPE_REACH[shape], config, len(objects) == 1)
             obj = ObjectTruth(color, shape, size, motion, start, end, float(radius))
             if all(_apart(obj, other, config.frames) for other in placed):
                 placed.append(obj)
