@@ -82,7 +82,7 @@ HELD_OUT: frozenset[tuple[str, str, str]] = frozenset(
 OBJECT_TRAVEL = 0.4  # moving objects cross 40% of the frame width (left/right) or height (up/down)
 # A lone object's path is centred on the frame up to this fraction of the shorter side: where it is in
 # each frame then follows from its motion words, which a small DiT learns far sooner than when paths
-# start anywhere (benchmarks/RESULTS.md, "Why the toy DiT draws no motion"). Objects in multi-object
+# start anywhere (benchmarks/RESULTS.md, "What makes the motion words learnable"). Objects in multi-object
 # scenes start anywhere their path fits.
 LANE_JITTER = 0.05
 PAN_TRAVEL = 0.3  # pans and tilts shift the background by 30% of the frame

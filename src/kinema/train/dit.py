@@ -128,7 +128,7 @@ class DiTRecipe:
     text_dropout: float = 0.1
     prompt_variants: int = 4  # cached prompts per clip: the full one, then random field dropout
     # How often each caption field is left out of the variants. Short prompts matter: a word among 40
-    # tokens is learned far more slowly than among 12 (benchmarks/RESULTS.md, "Why the toy DiT draws no motion").
+    # tokens is learned several times more slowly than among 9 (benchmarks/RESULTS.md, "What makes the motion words learnable").
     prompt_dropout: PromptDropout = field(default_factory=PromptDropout)
     seed: int = 0
     max_clips: int | None = None
