@@ -14,7 +14,7 @@ from kinema.models.checkpoints import load_vae
 from kinema.toyworld.dataset import render_dataset
 from kinema.toyworld.scene import WorldConfig
 from kinema.train.data import LatentCache
-from kinema.train.dit import DiTRecipe, prompt_cache_key, train_dit
+from kinema.train.dit import DiTRecipe, data_cache_key, prompt_cache_key, train_dit
 from kinema.config import ConfigError, from_dict, load_yaml
 from kinema.train.distill import DistillRecipe
 from kinema.train.vae import VAERecipe, VAEStage, train_vae
@@ -80,24 +80,35 @@ def test_dit_resume_continues_with_the_same_losses(dataset, vae_dir, tmp_path):
     assert losses(tmp_path / "b") == pytest.approx(reference, rel=1e-5, abs=1e-7)
 
 
-def test_a_changed_prompt_recipe_encodes_the_text_again_and_keeps_the_latents(dataset, vae_dir, tmp_path):
+def test_the_latent_cache_is_rebuilt_as_far_as_the_recipe_or_the_data_changed(dataset, vae_dir, tmp_path):
     full = dit_recipe(tmp_path / "a", dataset, vae_dir, steps=3)
     assert train_dit(full, max_steps=1) is None
     before = LatentCache.load(tmp_path / "a" / "latents.safetensors")
-    assert before.prompt_key == prompt_cache_key(full)
+    assert before.prompt_key == prompt_cache_key(full) and before.data_key == data_cache_key(full)
 
-    # Every optional field dropped: the variants after the first shrink to description + camera.
-    terse = dataclasses.replace(full, run_dir=str(tmp_path / "b"), prompt_dropout=PromptDropout(
-        dense=0.0, background=1.0, style=1.0, shot_type=1.0, lighting=1.0, atmosphere=1.0, camera_motion=0.0))
-    (tmp_path / "b").mkdir()
-    shutil.copyfile(tmp_path / "a" / "latents.safetensors", tmp_path / "b" / "latents.safetensors")
-    assert train_dit(terse, max_steps=1) is None
-    after = LatentCache.load(tmp_path / "b" / "latents.safetensors")
-    assert after.prompt_key == prompt_cache_key(terse) != before.prompt_key
+    def rerun(recipe: DiTRecipe) -> LatentCache:
+        Path(recipe.run_dir).mkdir()
+        shutil.copyfile(tmp_path / "a" / "latents.safetensors", Path(recipe.run_dir) / "latents.safetensors")
+        assert train_dit(recipe, max_steps=1) is None
+        return LatentCache.load(Path(recipe.run_dir) / "latents.safetensors")
+
+    # Every optional caption field dropped: the variants after the first shrink to description + camera,
+    # and only the text is encoded again.
+    terse = rerun(dataclasses.replace(full, run_dir=str(tmp_path / "b"), prompt_dropout=PromptDropout(
+        dense=0.0, background=1.0, style=1.0, shot_type=1.0, lighting=1.0, atmosphere=1.0, camera_motion=0.0)))
+    assert terse.prompt_key != before.prompt_key and terse.data_key == before.data_key
     for name, bucket in before.buckets.items():
-        assert torch.equal(after.buckets[name].mean, bucket.mean)
-    assert torch.equal(after.prompts.mask[:, 0], before.prompts.mask[:, 0])  # the full prompt is unchanged
-    assert (after.prompts.mask[:, 1].sum(-1) < before.prompts.mask[:, 0].sum(-1)).all()
+        assert torch.equal(terse.buckets[name].mean, bucket.mean)
+    assert torch.equal(terse.prompts.mask[:, 0], before.prompts.mask[:, 0])  # the full prompt is unchanged
+    assert (terse.prompts.mask[:, 1].sum(-1) < before.prompts.mask[:, 0].sum(-1)).all()
+
+    # The data set rendered again (other scenes): the latents are encoded again.
+    other = tmp_path / "other"
+    render_dataset(other, 10, WorldConfig(height=32, width=32, frames=9), seed=1)
+    moved = dataclasses.replace(full, run_dir=str(tmp_path / "c"), dataset=str(other))
+    rebuilt = rerun(moved)
+    assert rebuilt.data_key == data_cache_key(moved) != before.data_key
+    assert not torch.equal(rebuilt.buckets["32x32x9"].mean, before.buckets["32x32x9"].mean)
 
 
 def test_every_shipped_recipe_loads():

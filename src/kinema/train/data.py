@@ -127,6 +127,7 @@ class LatentCache:
     buckets: dict[str, LatentBucket]
     prompts: PromptCache
     prompt_key: str = ""  # how the prompts were made (kinema.train.dit.prompt_cache_key); "" = unknown
+    data_key: str = ""  # what the latents were made from (kinema.train.dit.data_cache_key); "" = unknown
 
     def save(self, path: Path) -> None:
         from safetensors.torch import save_file
@@ -134,7 +135,7 @@ class LatentCache:
         tensors = {f"{name}/{k}": getattr(b, k).contiguous() for name, b in self.buckets.items() for k in ("mean", "std")}
         tensors.update({f"prompts/{k}": v.contiguous() for k, v in vars(self.prompts).items()})
         tmp = path.with_suffix(".tmp")
-        save_file(tensors, tmp, metadata={"prompt_key": self.prompt_key})
+        save_file(tensors, tmp, metadata={"prompt_key": self.prompt_key, "data_key": self.data_key})
         os.replace(tmp, path)
 
     @classmethod
@@ -144,11 +145,11 @@ class LatentCache:
 
         tensors = load_file(path)
         with safe_open(path, "pt") as f:
-            key = (f.metadata() or {}).get("prompt_key", "")
+            keys = f.metadata() or {}
         names = sorted({k.split("/")[0] for k in tensors if not k.startswith("prompts/")})
         buckets = {n: LatentBucket(tensors[f"{n}/mean"], tensors[f"{n}/std"]) for n in names}
         prompts = PromptCache(**{k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("prompts/")})
-        return cls(buckets, prompts, key)
+        return cls(buckets, prompts, keys.get("prompt_key", ""), keys.get("data_key", ""))
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ global batch mixes scales (HunyuanVideo §4.3's mixed-scale training) without pa
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from kinema.caption.schema import Caption, PromptDropout, caption_to_prompt
+from kinema.data.manifest import MANIFEST_NAME
 from kinema.flow import TimeSampler, flow_matching_loss, noisy_inputs
 from kinema.models.checkpoints import load_vae
 from kinema.models.sizes import build_dit
@@ -200,6 +202,21 @@ def prompt_cache_key(recipe: DiTRecipe) -> str:
     }, sort_keys=True)
 
 
+def data_cache_key(recipe: DiTRecipe) -> str | None:
+    """What a cache's latents depend on: the data set's manifest, `max_clips` and the VAE's files, by
+    content. None when the data set is not there (a cache made elsewhere is then taken as it is)."""
+    manifest = Path(recipe.dataset)
+    manifest = manifest / MANIFEST_NAME if manifest.is_dir() else manifest
+    if not manifest.is_file():
+        return None
+    vae = Path(recipe.vae)
+    digest = hashlib.sha256(str(recipe.max_clips).encode())
+    for file in [manifest, *sorted(f for f in (vae.rglob("*") if vae.is_dir() else [vae]) if f.is_file())]:
+        with open(file, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()
+
+
 @torch.no_grad()
 def build_prompt_cache(recipe: DiTRecipe, captions: list[str]) -> PromptCache:
     """K prompt variants per caption (the recipe's caption-field dropout) and the empty prompt, encoded."""
@@ -224,7 +241,34 @@ def build_latent_cache(recipe: DiTRecipe, clips: list[Clip], vae: torch.nn.Modul
         name: encode_bucket(vae, np.stack([fit_to_bucket(c.video, b) for c in clips]), name)
         for name, b in buckets.items()
     }
-    return LatentCache(latents, build_prompt_cache(recipe, [c.caption for c in clips]), prompt_cache_key(recipe))
+    prompts = build_prompt_cache(recipe, [c.caption for c in clips])
+    return LatentCache(latents, prompts, prompt_cache_key(recipe), data_cache_key(recipe) or "")
+
+
+def ensure_latent_cache(recipe: DiTRecipe, path: Path, vae: torch.nn.Module, parallel: Parallel) -> LatentCache:
+    """The run's cache: reused when it fits the recipe, its text re-encoded when only the prompt settings
+    changed, built again (on rank 0) when it lacks a bucket or the data set or the VAE changed."""
+    needed = {b.name for stage in recipe.stages for b in stage.buckets}
+    prompt_key, data_key = prompt_cache_key(recipe), data_cache_key(recipe)
+
+    def latents_fit(cache: LatentCache) -> bool:
+        return needed <= set(cache.buckets) and data_key in (None, cache.data_key)
+
+    def fits(cache: LatentCache) -> bool:
+        return latents_fit(cache) and cache.prompt_key == prompt_key
+
+    cache = LatentCache.load(path) if path.is_file() else None
+    if cache is not None and not latents_fit(cache):
+        cache = None
+    if parallel.is_main and cache is None:
+        cache = build_latent_cache(recipe, load_clips(recipe.dataset, limit=recipe.max_clips), vae)
+        cache.save(path)
+    elif parallel.is_main and not fits(cache):  # only the prompt settings changed: the text alone
+        cache.prompts = build_prompt_cache(recipe, load_captions(recipe.dataset, limit=recipe.max_clips))
+        cache.prompt_key = prompt_key
+        cache.save(path)
+    parallel.barrier()
+    return cache if cache is not None and fits(cache) else LatentCache.load(path)
 
 
 class DiTTrainer:
@@ -305,22 +349,7 @@ def train_dit(
 
     # 1. Setup: the frozen VAE encodes every clip into every bucket once (latent caching, on rank 0).
     vae = load_vae(recipe.vae)
-    cache_path = run_dir / "latents.safetensors"
-    needed = {b.name for stage in recipe.stages for b in stage.buckets}
-    key = prompt_cache_key(recipe)
-    cache = LatentCache.load(cache_path) if cache_path.is_file() else None
-    if cache is not None and not needed <= set(cache.buckets):
-        cache = None  # the recipe gained buckets since the cache was built: build it again
-    if parallel.is_main and cache is None:
-        cache = build_latent_cache(recipe, load_clips(recipe.dataset, limit=recipe.max_clips), vae)
-        cache.save(cache_path)
-    elif parallel.is_main and cache.prompt_key != key:  # prompt recipe or text encoder changed: text only
-        cache.prompts = build_prompt_cache(recipe, load_captions(recipe.dataset, limit=recipe.max_clips))
-        cache.prompt_key = key
-        cache.save(cache_path)
-    parallel.barrier()
-    if cache is None or cache.prompt_key != key:
-        cache = LatentCache.load(cache_path)
+    cache = ensure_latent_cache(recipe, run_dir / "latents.safetensors", vae, parallel)
     trainer = DiTTrainer(recipe, cache, vae.cfg.scaling_factor, parallel)
     step = 0
     found = latest_checkpoint(run_dir) if resume else None
