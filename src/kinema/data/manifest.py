@@ -70,15 +70,19 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
     return out[front + [c for c in out.columns if c not in COLUMNS]]
 
 
+def manifest_file(dataset: str | os.PathLike) -> Path:
+    """The manifest's path for a dataset folder (or a path to the parquet file itself); it may not exist."""
+    path = Path(dataset)
+    return path / MANIFEST_NAME if path.is_dir() else path
+
+
 def read_manifest(dataset: str | os.PathLike) -> pd.DataFrame:
     """Read the manifest of a dataset folder (or a path to the parquet file itself).
 
     Raises:
         FileNotFoundError: with a sentence naming the folder, when there is no manifest.
     """
-    path = Path(dataset)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
+    path = manifest_file(dataset)
     if not path.is_file():
         raise FileNotFoundError(f"no dataset manifest at {path}: expected a folder holding {MANIFEST_NAME}")
     return normalize(pd.read_parquet(path))

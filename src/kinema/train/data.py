@@ -141,10 +141,9 @@ class LatentCache:
     @classmethod
     def load(cls, path: Path) -> LatentCache:
         from safetensors import safe_open
-        from safetensors.torch import load_file
 
-        tensors = load_file(path)
         with safe_open(path, "pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
             keys = f.metadata() or {}
         names = sorted({k.split("/")[0] for k in tensors if not k.startswith("prompts/")})
         buckets = {n: LatentBucket(tensors[f"{n}/mean"], tensors[f"{n}/std"]) for n in names}

@@ -28,7 +28,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from kinema.caption.schema import Caption, PromptDropout, caption_to_prompt
-from kinema.data.manifest import MANIFEST_NAME
+from kinema.data.manifest import manifest_file
 from kinema.flow import TimeSampler, flow_matching_loss, noisy_inputs
 from kinema.models.checkpoints import load_vae
 from kinema.models.sizes import build_dit
@@ -182,10 +182,9 @@ def fit_to_bucket(video: np.ndarray, bucket: Bucket) -> np.ndarray:
     return out
 
 
-def prompt_variants(caption_json: str, k: int, rng: random.Random, dropout: PromptDropout | None = None) -> list[str]:
+def prompt_variants(caption_json: str, k: int, rng: random.Random, dropout: PromptDropout) -> list[str]:
     """K training prompts for one caption: the full prompt, then variants with fields dropped at random."""
     caption = Caption.model_validate_json(caption_json)
-    dropout = dropout or PromptDropout()
     return [caption_to_prompt(caption)] + [caption_to_prompt(caption, dropout, rng) for _ in range(k - 1)]
 
 
@@ -205,8 +204,7 @@ def prompt_cache_key(recipe: DiTRecipe) -> str:
 def data_cache_key(recipe: DiTRecipe) -> str | None:
     """What a cache's latents depend on: the data set's manifest, `max_clips` and the VAE's files, by
     content. None when the data set is not there (a cache made elsewhere is then taken as it is)."""
-    manifest = Path(recipe.dataset)
-    manifest = manifest / MANIFEST_NAME if manifest.is_dir() else manifest
+    manifest = manifest_file(recipe.dataset)
     if not manifest.is_file():
         return None
     vae = Path(recipe.vae)
@@ -234,15 +232,17 @@ def build_prompt_cache(recipe: DiTRecipe, captions: list[str]) -> PromptCache:
 
 
 @torch.no_grad()
-def build_latent_cache(recipe: DiTRecipe, clips: list[Clip], vae: torch.nn.Module) -> LatentCache:
-    """Encode every clip into every bucket the recipe uses, and K prompt variants per clip."""
+def build_latent_cache(recipe: DiTRecipe, clips: list[Clip], vae: torch.nn.Module, data_key: str = "") -> LatentCache:
+    """Encode every clip into every bucket the recipe uses, and K prompt variants per clip.
+
+    `data_key`: what the clips and VAE are (`data_cache_key`), stored with the cache."""
     buckets = {b.name: b for stage in recipe.stages for b in stage.buckets}
     latents = {
         name: encode_bucket(vae, np.stack([fit_to_bucket(c.video, b) for c in clips]), name)
         for name, b in buckets.items()
     }
     prompts = build_prompt_cache(recipe, [c.caption for c in clips])
-    return LatentCache(latents, prompts, prompt_cache_key(recipe), data_cache_key(recipe) or "")
+    return LatentCache(latents, prompts, prompt_cache_key(recipe), data_key)
 
 
 def ensure_latent_cache(recipe: DiTRecipe, path: Path, vae: torch.nn.Module, parallel: Parallel) -> LatentCache:
@@ -261,7 +261,7 @@ def ensure_latent_cache(recipe: DiTRecipe, path: Path, vae: torch.nn.Module, par
     if cache is not None and not latents_fit(cache):
         cache = None
     if parallel.is_main and cache is None:
-        cache = build_latent_cache(recipe, load_clips(recipe.dataset, limit=recipe.max_clips), vae)
+        cache = build_latent_cache(recipe, load_clips(recipe.dataset, limit=recipe.max_clips), vae, data_key or "")
         cache.save(path)
     elif parallel.is_main and not fits(cache):  # only the prompt settings changed: the text alone
         cache.prompts = build_prompt_cache(recipe, load_captions(recipe.dataset, limit=recipe.max_clips))
