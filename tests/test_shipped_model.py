@@ -34,6 +34,9 @@ def test_shipped_model_is_small_deterministic_and_follows_prompts(name):
     assert np.array_equal(a.frames, pipe("a red circle moves to the right", seed=0).frames)
     cases = eval_cases(8, WorldConfig(height=d.height, width=d.width, frames=d.frames, fps=d.fps), split="heldout")
     accuracy = evaluate(lambda prompt, seed: pipe(prompt, seed=seed).frames, cases, keep_videos=0).accuracy()
-    # A floor for regressions, not the targets: the shipped model gets color right (100% on 48 held-out
-    # prompts) but motion only at 25% (benchmarks/RESULTS.md); chance is 1 in 6 for color, 1 in 5 for motion.
+    # A floor for regressions, not the targets: on 48 held-out prompts the shipped base model gets color
+    # and motion right 100% of the time; the distilled models, built from the previous base, color only
+    # (benchmarks/RESULTS.md). Chance is 1 in 6 for color, 1 in 5 for motion.
     assert accuracy["color"] >= 0.75, accuracy
+    if name == "toy":
+        assert accuracy["motion"] >= 0.75, accuracy
