@@ -40,20 +40,17 @@ BATCH = 16
 
 
 @torch.no_grad()
-def round_trip(vae: torch.nn.Module, videos: np.ndarray) -> np.ndarray:
-    """(N, T, H, W, 3) uint8 -> the same videos encoded (posterior mode) and decoded."""
-    out = [
-        from_model_range(vae.decode(vae.encode(to_model_range(videos[i : i + BATCH])).mode()))
-        for i in range(0, len(videos), BATCH)
-    ]
-    return np.concatenate(out)
+def latents(vae: torch.nn.Module, videos: np.ndarray) -> torch.Tensor:
+    """(N, T, H, W, 3) uint8 -> (N, C, t, h, w) posterior means (the mode) times the VAE's scaling factor."""
+    means = [vae.encode(to_model_range(videos[i : i + BATCH])).mean for i in range(0, len(videos), BATCH)]
+    return torch.cat(means) * vae.cfg.scaling_factor
 
 
 @torch.no_grad()
-def latents(vae: torch.nn.Module, videos: np.ndarray) -> torch.Tensor:
-    """(N, T, H, W, 3) uint8 -> (N, C, t, h, w) posterior means times the VAE's scaling factor."""
-    means = [vae.encode(to_model_range(videos[i : i + BATCH])).mean for i in range(0, len(videos), BATCH)]
-    return torch.cat(means) * vae.cfg.scaling_factor
+def round_trip(vae: torch.nn.Module, videos: np.ndarray) -> np.ndarray:
+    """(N, T, H, W, 3) uint8 -> the same videos encoded (posterior mode) and decoded."""
+    z = latents(vae, videos) / vae.cfg.scaling_factor
+    return np.concatenate([from_model_range(vae.decode(z[i : i + BATCH])) for i in range(0, len(z), BATCH)])
 
 
 def main() -> None:
