@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kinema.models.checkpoints import save_model
+from kinema.models.checkpoints import load_vae, save_model
 from kinema.models.vae import CausalVAE, build_vae
 from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, save_checkpoint, step_generator
 from kinema.train.data import load_clips, sample_windows, to_model_range
@@ -54,6 +54,10 @@ class VAERecipe:
     stages: list[VAEStage]
     model: str = "toy"
     output: str | None = None  # where the final VAE is exported in kinema format
+    init: str | None = None  # start from this exported VAE (its config replaces `model`)
+    # Train the decoder only: the latent space and its scaling factor stay as `init` made them, so a DiT
+    # trained on `init`'s latents stays valid with the new decoder.
+    freeze_encoder: bool = False
     lr: float = 1e-3
     warmup: int = 100
     cooldown: int = 0  # linear learning-rate decay over the last `cooldown` steps
@@ -73,6 +77,8 @@ class VAERecipe:
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("a VAE recipe needs at least one stage")
+        if self.freeze_encoder and not self.init:
+            raise ValueError("freeze_encoder needs init: the exported VAE whose encoder to keep")
 
     @property
     def total_steps(self) -> int:
@@ -139,8 +145,12 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
     if not clips:
         raise ValueError(f"dataset {recipe.dataset} has no clips left for training after {recipe.eval_clips} for evaluation")
     torch.manual_seed(recipe.seed)
-    vae = build_vae(recipe.model).train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.99))
+    vae = (load_vae(recipe.init) if recipe.init else build_vae(recipe.model)).train()
+    if recipe.freeze_encoder:
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    trained = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.99))
     disc = PatchDiscriminator() if recipe.adversarial_weight > 0 else None
     disc_opt = torch.optim.AdamW(disc.parameters(), lr=recipe.lr, betas=(0.5, 0.9)) if disc is not None else None
     ema = EMA(vae, recipe.ema_decay) if recipe.ema_decay else None
@@ -175,7 +185,7 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
             group["lr"] = lr_at(step, recipe.lr, recipe.warmup, recipe.total_steps, recipe.cooldown)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         if disc is not None and step >= recipe.adversarial_start:
             d_loss = F.relu(1 - disc(video)).mean() + F.relu(1 + disc(out.reconstruction.detach())).mean()
@@ -197,12 +207,12 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
                 torch.save({"model": disc.state_dict(), "optimizer": disc_opt.state_dict()}, path / "discriminator.pt")
     log.close()
 
-    # 3. Export: EMA weights if kept, the measured scaling factor, held-out PSNR.
+    # 3. Export: EMA weights if kept, the measured scaling factor (kept with a frozen encoder), held-out PSNR.
     vae.eval()
     if ema is not None:
         ema.copy_to(vae)
     if held_out is not None:
-        scale = measure_scaling_factor(vae, held_out)
+        scale = vae.cfg.scaling_factor if recipe.freeze_encoder else measure_scaling_factor(vae, held_out)
         value = reconstruction_psnr(vae, held_out)
         print(f"held-out reconstruction PSNR {value:.2f} dB on {len(eval_clips)} clips; latent scaling factor {scale:.4f}")
         vae.cfg = dataclasses.replace(vae.cfg, scaling_factor=scale)
