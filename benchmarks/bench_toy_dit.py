@@ -2,7 +2,7 @@
 patches, each with and without absolute positions, then the loss and prompt adherence of each.
 
     .venv/bin/python benchmarks/bench_toy_dit.py [--cache runs/toy/dit/latents.safetensors]
-        [--vae runs/toy/vae/export] [--steps 1000] [-n 48]
+        [--vae runs/toy/vae-decoder/export] [--steps 1000] [-n 48]
 
 The latent cache is the one `kinema train configs/toy/dit.yaml` writes (it holds the 64×64 image
 bucket and the encoded prompts). Every variant trains from the same seed on the same batches for
@@ -74,7 +74,7 @@ def train_and_judge(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", default="runs/toy/dit/latents.safetensors", help="latent + prompt cache of a toy DiT run")
-    parser.add_argument("--vae", default="runs/toy/vae/export", help="the VAE that cache was encoded with")
+    parser.add_argument("--vae", default="runs/toy/vae-decoder/export", help="the VAE that cache was encoded with")
     parser.add_argument("--steps", type=int, default=1000, help="training steps per variant")
     parser.add_argument("-n", "--num", type=int, default=48, help="training-split prompts judged per variant")
     args = parser.parse_args()

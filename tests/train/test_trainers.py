@@ -53,7 +53,7 @@ def test_vae_export_loads_with_measured_scale(vae_dir):
 def test_decoder_fine_tune_keeps_the_latent_space(dataset, vae_dir, tmp_path):
     recipe = VAERecipe(
         run_dir=str(tmp_path / "run"), dataset=str(dataset), init=str(vae_dir), freeze_encoder=True,
-        eval_clips=2, log_every=1, output=str(tmp_path / "out"),
+        reconstruction_loss="mse", eval_clips=2, log_every=1, output=str(tmp_path / "out"),
         stages=[VAEStage(steps=2, frames=5, height=16, width=16, batch_size=2)],
     )
     before, after = load_vae(vae_dir), load_vae(train_vae(recipe))
@@ -62,8 +62,11 @@ def test_decoder_fine_tune_keeps_the_latent_space(dataset, vae_dir, tmp_path):
     frozen = [k for k in old if k.startswith(("encoder.", "quant_conv."))]
     assert frozen and all(torch.equal(old[k], new[k]) for k in frozen)
     assert not torch.equal(old["post_quant_conv.weight"], new["post_quant_conv.weight"])
+    assert "mse" in json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
     with pytest.raises(ValueError, match="freeze_encoder needs init"):
         dataclasses.replace(recipe, init=None)
+    with pytest.raises(ValueError, match="reconstruction_loss must be one of"):
+        dataclasses.replace(recipe, reconstruction_loss="l2")
 
 
 def dit_recipe(run: Path, dataset: Path, vae: Path, steps: int) -> DiTRecipe:

@@ -1,4 +1,4 @@
-"""Training the causal VAE: L1 + KL (+ adversarial late), a curriculum from short low-res to long high-res.
+"""Training the causal VAE: L1 (or MSE) + KL (+ adversarial late), a curriculum from short low-res to long high-res.
 
     kinema train-vae configs/toy/vae.yaml [--resume]
 
@@ -23,6 +23,9 @@ from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, sav
 from kinema.train.data import load_clips, sample_windows, to_model_range
 from kinema.config import load_yaml
 from kinema.train.runtime import Logger, lr_at, start_run
+
+
+RECONSTRUCTION_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class VAERecipe:
     cooldown: int = 0  # linear learning-rate decay over the last `cooldown` steps
     weight_decay: float = 0.0
     kl_weight: float = 1e-6
+    reconstruction_loss: str = "l1"  # "l1", or "mse", which is what PSNR measures
     adversarial_weight: float = 0.0
     adversarial_start: int = 0  # step at which the discriminator joins (HunyuanVideo adds it late)
     ema_decay: float | None = None
@@ -77,6 +81,8 @@ class VAERecipe:
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("a VAE recipe needs at least one stage")
+        if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
+            raise ValueError(f"reconstruction_loss must be one of {sorted(RECONSTRUCTION_LOSSES)}, got {self.reconstruction_loss!r}")
         if self.freeze_encoder and not self.init:
             raise ValueError("freeze_encoder needs init: the exported VAE whose encoder to keep")
 
@@ -173,10 +179,10 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
         g = step_generator(recipe.seed, step)
         video = to_model_range(sample_windows(clips, stage.batch_size, stage.frames, stage.height, stage.width, stage.max_stride, g))
         out = vae(video, sample=True, generator=step_generator(recipe.seed, step, stream=1))
-        l1 = F.l1_loss(out.reconstruction, video)
+        rec = RECONSTRUCTION_LOSSES[recipe.reconstruction_loss](out.reconstruction, video)
         # KL summed over latent elements, per pixel: with kl_weight 1e-6 this is LDM's NLL_sum + 1e-6·KL_sum.
         kl = out.posterior.kl().mean() / video[0].numel()
-        loss = l1 + recipe.kl_weight * kl
+        loss = rec + recipe.kl_weight * kl
         adv = torch.zeros(())
         if disc is not None and step >= recipe.adversarial_start:
             adv = -disc(out.reconstruction).mean()  # hinge generator loss
@@ -195,7 +201,7 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
         if ema is not None:
             ema.update(vae)
         step += 1
-        scalars = {"loss": loss.item(), "l1": l1.item(), "kl": kl.item(), "adv": adv.item(), "grad_norm": grad_norm.item()}
+        scalars = {"loss": loss.item(), recipe.reconstruction_loss: rec.item(), "kl": kl.item(), "adv": adv.item(), "grad_norm": grad_norm.item()}
         if held_out is not None and step % recipe.eval_every == 0:
             vae.eval()
             scalars["eval_psnr"] = reconstruction_psnr(vae, held_out)
