@@ -82,7 +82,8 @@ class VAERecipe:
         if not self.stages:
             raise ValueError("a VAE recipe needs at least one stage")
         if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
-            raise ValueError(f"reconstruction_loss must be one of {sorted(RECONSTRUCTION_LOSSES)}, got {self.reconstruction_loss!r}")
+            choices = sorted(RECONSTRUCTION_LOSSES)
+            raise ValueError(f"reconstruction_loss must be one of {choices}, got {self.reconstruction_loss!r}")
         if self.freeze_encoder and not self.init:
             raise ValueError("freeze_encoder needs init: the exported VAE whose encoder to keep")
 
@@ -201,7 +202,8 @@ def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None 
         if ema is not None:
             ema.update(vae)
         step += 1
-        scalars = {"loss": loss.item(), recipe.reconstruction_loss: rec.item(), "kl": kl.item(), "adv": adv.item(), "grad_norm": grad_norm.item()}
+        scalars = {"loss": loss.item(), recipe.reconstruction_loss: rec.item(), "kl": kl.item(), "adv": adv.item(),
+                   "grad_norm": grad_norm.item()}
         if held_out is not None and step % recipe.eval_every == 0:
             vae.eval()
             scalars["eval_psnr"] = reconstruction_psnr(vae, held_out)
