@@ -1,7 +1,8 @@
-"""The toy DiT's token grid side by side: the same short image-only training run for 1×4×4 and 1×2×2
-patches, each with and without absolute positions, then the loss and prompt adherence of each.
+"""The toy DiT side by side: the same short image-only training run for each variant of one set, then
+the loss and prompt adherence of each. Sets: `patches` (1×4×4 and 1×2×2 patches, each with and without
+absolute positions) and `capacity` (the shipped toy DiT, twice as wide, twice as deep).
 
-    .venv/bin/python benchmarks/bench_toy_dit.py [--cache runs/toy/dit/latents.safetensors]
+    .venv/bin/python benchmarks/bench_toy_dit.py [--set patches|capacity] [--cache runs/toy/dit/latents.safetensors]
         [--vae runs/toy/vae-decoder/export] [--steps 1000] [-n 48]
 
 The latent cache is the one `kinema train configs/toy/dit.yaml` writes (it holds the 64×64 image
@@ -37,13 +38,29 @@ from kinema.train.data import LatentCache  # noqa: E402
 from kinema.train.dit import Bucket, DiTRecipe, DiTStage, DiTTrainer, SamplingDefaults  # noqa: E402
 
 
-def variants() -> dict[str, DiTConfig]:
+def patch_variants() -> dict[str, DiTConfig]:
     toy = dit_config("toy")
     return {
         f"{p}×{p} patches{', absolute positions' if placed else ''}": dataclasses.replace(
             toy, patch=(1, p, p), absolute_positions=placed)
         for p in (4, 2) for placed in (False, True)
     }
+
+
+def capacity_variants() -> dict[str, DiTConfig]:
+    toy = dit_config("toy")
+    return {
+        "toy (4 heads × 32, 2 double + 4 single blocks)": toy,
+        "twice as wide (8 heads)": dataclasses.replace(toy, heads=2 * toy.heads),
+        "twice as deep (4 double + 8 single blocks)": dataclasses.replace(
+            toy, depth_double=2 * toy.depth_double, depth_single=2 * toy.depth_single),
+    }
+
+
+VARIANT_SETS = {
+    "patches": ("Toy DiT: patch size and absolute positions (images)", patch_variants),
+    "capacity": ("Toy DiT: width and depth (images)", capacity_variants),
+}
 
 
 def train_and_judge(
@@ -68,11 +85,13 @@ def train_and_judge(
     accuracy = evaluate(lambda prompt, seed: pipe(prompt, seed=seed).frames, cases, keep_videos=0).accuracy()
     tokens = (64 // vae.cfg.spatial_compression_ratio // cfg.patch[1]) ** 2
     tail = losses[-max(1, len(losses) // 5):]
-    return {"tokens": tokens, "sec": statistics.median(seconds), "loss": statistics.mean(tail), **accuracy}
+    params = sum(p.numel() for p in trainer.model.parameters())
+    return {"params": params, "tokens": tokens, "sec": statistics.median(seconds), "loss": statistics.mean(tail), **accuracy}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=sorted(VARIANT_SETS), default="patches", help="which variants to compare")
     parser.add_argument("--cache", default="runs/toy/dit/latents.safetensors", help="latent + prompt cache of a toy DiT run")
     parser.add_argument("--vae", default="runs/toy/vae-decoder/export", help="the VAE that cache was encoded with")
     parser.add_argument("--steps", type=int, default=1000, help="training steps per variant")
@@ -85,22 +104,23 @@ def main() -> None:
     if "64x64x1" not in cache.buckets:
         sys.exit(f"{args.cache} has no 64x64x1 bucket: use the cache of configs/toy/dit.yaml")
     vae = load_vae(args.vae)
+    title, variants = VARIANT_SETS[args.set]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_toy_dit-") as tmp:
         for i, (name, cfg) in enumerate(variants().items()):
             r = train_and_judge(name, cfg, args, cache, vae, Path(tmp) / str(i))
-            rows.append(f"| {name} | {r['tokens']} | {r['sec']:.2f} | {r['loss']:.3f} | "
+            rows.append(f"| {name} | {r['params'] / 1e6:.1f}M | {r['tokens']} | {r['sec']:.2f} | {r['loss']:.3f} | "
                         f"{100 * r['color']:.0f}% | {100 * r['shape']:.0f}% |")
             print(rows[-1], flush=True)
     table = [
         f"{args.steps} steps of 64×64 images (batch 64) per variant; loss: mean of the last fifth of the steps; "
         f"adherence of one image per prompt on {args.num} training-split prompts.\n",
-        "| DiT (toy width and depth) | tokens per image | s / step | loss | color | shape |",
-        "|---|---|---|---|---|---|",
+        "| DiT | parameters | tokens per image | s / step | loss | color | shape |",
+        "|---|---|---|---|---|---|---|",
         *rows,
     ]
-    command = f"python benchmarks/bench_toy_dit.py --cache {args.cache} --vae {args.vae} --steps {args.steps} -n {args.num}"
-    append_results("Toy DiT: patch size and absolute positions (images)", command, table)
+    command = f"python benchmarks/bench_toy_dit.py --set {args.set} --cache {args.cache} --vae {args.vae} --steps {args.steps} -n {args.num}"
+    append_results(title, command, table)
 
 
 if __name__ == "__main__":
