@@ -49,12 +49,13 @@ def patch_variants() -> dict[str, DiTConfig]:
 
 def capacity_variants() -> dict[str, DiTConfig]:
     toy = dit_config("toy")
-    return {
-        "toy (4 heads × 32, 2 double + 4 single blocks)": toy,
-        "twice as wide (8 heads)": dataclasses.replace(toy, heads=2 * toy.heads),
-        "twice as deep (4 double + 8 single blocks)": dataclasses.replace(
-            toy, depth_double=2 * toy.depth_double, depth_single=2 * toy.depth_single),
-    }
+    wide = dataclasses.replace(toy, heads=2 * toy.heads)
+    deep = dataclasses.replace(toy, depth_double=2 * toy.depth_double, depth_single=2 * toy.depth_single)
+
+    def shape(cfg: DiTConfig) -> str:
+        return f"{cfg.heads} heads × {cfg.head_dim}, {cfg.depth_double} double + {cfg.depth_single} single blocks"
+
+    return {f"{name} ({shape(cfg)})": cfg for name, cfg in (("toy", toy), ("twice as wide", wide), ("twice as deep", deep))}
 
 
 VARIANT_SETS = {
