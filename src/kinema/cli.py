@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from kinema import __version__
+from kinema.errors import UsageError
 from kinema.caption import cli as caption_cli
 from kinema.clients import cli as clients_cli
 from kinema.models import cli as models_cli
@@ -18,10 +19,6 @@ from kinema import generate_cli
 from kinema.train import cli as train_cli
 from kinema.toyworld import cli as toyworld_cli
 from kinema.serve import cli as serve_cli
-
-
-class UsageError(Exception):
-    """A bad argument: printed as one sentence, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,6 +47,26 @@ class TextEmbedding:
     mask: Tensor
     pooled: Tensor
 
+    def __len__(self) -> int:
+        return self.states.shape[0]
+
+    def __getitem__(self, index: Tensor | slice | list[int]) -> TextEmbedding:
+        """The prompts at `index` (a slice, an index tensor or a list), as a new embedding."""
+        return TextEmbedding(self.states[index], self.mask[index], self.pooled[index])
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> TextEmbedding:
+        """Moved to `device`; states and pooled cast to `dtype` when given (the mask stays bool)."""
+        return TextEmbedding(self.states.to(device, dtype), self.mask.to(device), self.pooled.to(device, dtype))
+
+    def expand(self, batch: int) -> TextEmbedding:
+        """One prompt (B = 1) repeated `batch` times, without copying."""
+        return TextEmbedding(self.states.expand(batch, -1, -1), self.mask.expand(batch, -1), self.pooled.expand(batch, -1))
+
+    @staticmethod
+    def cat(parts: list[TextEmbedding]) -> TextEmbedding:
+        """Prompts of several embeddings in one batch (every encoder pads to a fixed L, so they stack)."""
+        return TextEmbedding(*(torch.cat([getattr(p, f) for p in parts]) for f in ("states", "mask", "pooled")))
+
 
 class TextEncoder(Protocol):
     """What the DiT trainer and the pipeline need from a text encoder."""
