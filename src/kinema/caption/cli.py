@@ -8,6 +8,8 @@ import sys
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
+from kinema.errors import UsageError
+
 if TYPE_CHECKING:
     from kinema.caption.vlm import ChatBackend
 
@@ -52,7 +54,6 @@ def run_caption(args: argparse.Namespace) -> int:
     from kinema.caption.offline import OfflineCaptioner
     from kinema.caption.ratelimit import RateLimitedChat, RateLimiter
     from kinema.caption.openai_compat import OpenAICompatError
-    from kinema.cli import UsageError
     from kinema.clients.errors import MiniMaxError
 
     config = CaptionRunConfig(
@@ -86,7 +87,6 @@ def _chat_backend(args: argparse.Namespace, stack: ExitStack) -> ChatBackend:
     from kinema.caption.minimax import MiniMaxChat
     from kinema.caption.openai_compat import OpenAIChat, OpenAIChatConfig
     from kinema.clients.minimax import DEFAULT_CHAT_MODEL, MiniMaxClient, MiniMaxConfig
-    from kinema.cli import UsageError
 
     if args.backend == "minimax":
         key = os.environ.get(args.api_key_env, "") if args.api_key_env else None

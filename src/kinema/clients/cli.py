@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kinema.errors import UsageError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("minimax", help="call MiniMax's API: generate videos, caption images",
@@ -58,7 +60,6 @@ def _print_status(status) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from kinema.cli import UsageError
     from kinema.clients.errors import MiniMaxError
     from kinema.clients.video_params import DEFAULT_VIDEO_MODEL, VideoRequest
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from kinema.errors import UsageError
+
 
 def _curate(args: argparse.Namespace) -> int:
-    from kinema.cli import UsageError
     from kinema.data.config import load_config
     from kinema.data.pipeline import curate
 

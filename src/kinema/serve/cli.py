@@ -6,6 +6,8 @@ import argparse
 import socket
 from pathlib import Path
 
+from kinema.errors import UsageError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -54,8 +56,6 @@ def _read_keys(path: str | None) -> list[str]:
 
 def _listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket, so the port is known (and connections queue) before the server starts."""
-    from kinema.cli import UsageError
-
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets that say so, and without
     # it Nagle's algorithm holds each keep-alive response's body for the client's delayed ACK (~40 ms).
@@ -76,14 +76,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from kinema.cli import UsageError
+    from kinema.pipeline_folder import default_checkpoint
     from kinema.serve.app import create_app
     from kinema.serve.config import ServeConfig
     from kinema.serve.service import DataDirBusy, Service
 
     if args.checkpoint is None:
-        from kinema.pipeline import default_checkpoint  # imports torch: only when no folder is given
-
         checkpoint = default_checkpoint()
     else:
         checkpoint = Path(args.checkpoint)
