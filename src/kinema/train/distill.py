@@ -19,7 +19,6 @@ Skeleton: setup -> (trajectories) -> loop -> checkpoint -> export, resumable wit
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,9 +33,11 @@ from kinema.flow import TimeSampler, classifier_free_guidance, noisy_inputs, sig
 from kinema.models.checkpoints import load_dit, load_vae
 from kinema.models.dit import DiT
 from kinema.models.text import TextEmbedding
+from kinema.options import SamplingDefaults
+from kinema.pipeline_folder import PipelineSpec, read_pipeline_spec, save_pipeline
 from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, save_checkpoint, step_generator
 from kinema.train.data import LatentCache
-from kinema.train.dit import Bucket, SamplingDefaults
+from kinema.train.dit import Bucket
 from kinema.train.runtime import Logger, lr_at, start_run
 
 
@@ -193,7 +194,7 @@ class Distiller:
             raise ValueError(f"bucket {recipe.bucket.name} is not in {cache_path} (it has {sorted(self.cache.buckets)})")
         self.teacher = load_dit(teacher_dir / "dit").eval().requires_grad_(False)
         self.vae = load_vae(teacher_dir / "vae")
-        self.text_encoder = json.loads((teacher_dir / "pipeline.json").read_text())["text_encoder"]
+        self.text_encoder = read_pipeline_spec(teacher_dir).text_encoder
         self.scale = self.vae.cfg.scaling_factor
         torch.manual_seed(recipe.seed)
         self.student = build_student(recipe, teacher_dir)
@@ -247,8 +248,6 @@ class Distiller:
 
 def distill(recipe: DistillRecipe, resume: bool = False, recipe_path: Path | None = None) -> Path:
     """Run (or resume) a distillation recipe; returns the exported pipeline folder."""
-    from kinema.pipeline import save_pipeline
-
     run_dir = start_run(recipe.run_dir, recipe.threads, recipe_path)
     d = Distiller(recipe)
     step = 0
@@ -267,7 +266,7 @@ def distill(recipe: DistillRecipe, resume: bool = False, recipe_path: Path | Non
     student = d.student.eval()
     if d.ema is not None:
         d.ema.copy_to(student)
-    output = save_pipeline(recipe.output, student, d.vae, d.text_encoder, recipe.sampling)
+    output = save_pipeline(recipe.output, student, d.vae, PipelineSpec(d.text_encoder, recipe.sampling))
     print(f"wrote {output}")
     return output
 

@@ -33,6 +33,8 @@ from kinema.flow import TimeSampler, flow_matching_loss, noisy_inputs
 from kinema.models.checkpoints import load_vae
 from kinema.models.sizes import build_dit
 from kinema.models.text import TextEmbedding, build_text_encoder
+from kinema.options import SamplingDefaults
+from kinema.pipeline_folder import PipelineSpec, save_pipeline
 from kinema.train.checkpoint import EMA, latest_checkpoint, step_generator
 from kinema.train.data import Clip, LatentCache, PromptCache, bucket_name, encode_bucket, load_captions, load_clips
 from kinema.train.distributed import (
@@ -85,28 +87,6 @@ class TimeRecipe:
     mean: float = 0.0
     std: float = 1.0
     shift: float = 1.0
-
-
-@dataclass(frozen=True)
-class SamplingDefaults:
-    """What `kinema generate` uses for this checkpoint unless told otherwise."""
-
-    steps: int = 50
-    shift: float = 7.0
-    cfg_scale: float = 1.0
-    guidance: float | None = None  # embedded guidance, for guidance-distilled models
-    frames: int = 17
-    height: int = 64
-    width: int = 64
-    fps: float = 8.0
-    # (at most N steps, shift) pairs: fewer steps want a larger shift (the reference: 7 at 50 steps,
-    # 17 below 20). A run of n steps uses the pair with the smallest N ≥ n, else `shift`.
-    few_step_shifts: tuple[tuple[int, float], ...] = ()
-
-    def shift_for(self, steps: int) -> float:
-        """The time shift for a run of `steps` steps."""
-        fitting = [(n, s) for n, s in self.few_step_shifts if steps <= n]
-        return min(fitting)[1] if fitting else self.shift
 
 
 @dataclass(frozen=True)
@@ -372,15 +352,13 @@ def train_dit(
         return None
 
     # 3. Export the pipeline: EMA weights, the VAE, the text encoder name and sampling defaults.
-    from kinema.pipeline import save_pipeline
-
     model = trainer.model.eval()
     if trainer.ema is not None:
         trainer.ema.copy_to(model)
     output = Path(recipe.output) if recipe.output else run_dir / "pipeline"
     model = parallel.full_model(model)  # FSDP's shards gathered on rank 0; None on the other ranks
     if model is not None:
-        save_pipeline(output, model, vae, recipe.text_encoder, recipe.sampling)
+        save_pipeline(output, model, vae, PipelineSpec(recipe.text_encoder, recipe.sampling))
         print(f"wrote {output}")
     parallel.barrier()
     return output
