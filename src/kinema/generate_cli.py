@@ -35,10 +35,10 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from kinema.models.parallel import enable_sequence_parallel
     from kinema.pipeline import Pipeline
-    from kinema.train.distributed import ParallelConfig, init_parallel, torchrun_world_size
+    from kinema.distributed import join_torchrun, torchrun_world_size
 
     # Under torchrun every process holds a share of each video's tokens (Ulysses sequence parallelism).
-    parallel = init_parallel(ParallelConfig(sequence=torchrun_world_size()))
+    parallel = join_torchrun(sequence=torchrun_world_size())
     device = parallel.device if parallel.distributed else args.device
     dtype = torch.bfloat16 if str(device).startswith("cuda") else None
     start = time.perf_counter()

@@ -1,5 +1,8 @@
 """Distributed training from torchrun's environment: data parallel (DDP or FSDP2) and sequence parallel.
 
+Joining the job (environment, process group, device, sequence-parallel group) is `kinema.distributed`'s,
+shared with generation; this module adds what training needs on top.
+
     torchrun --nproc_per_node=N -m kinema train CONFIG      # or: kinema train --nproc N CONFIG
 
 The recipe's `parallel:` section (`ParallelConfig`) says how the processes torchrun starts share the
@@ -26,10 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Iterable, Literal
 
@@ -38,6 +38,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from kinema.distributed import join_torchrun, launch_torchrun, launched_by_torchrun  # noqa: F401 (launch_torchrun: kinema.train.cli)
 from kinema.models.dit import DiT
 from kinema.models.parallel import enable_sequence_parallel
 from kinema.train.checkpoint import EMA, load_checkpoint, save_checkpoint
@@ -67,25 +68,6 @@ class ParallelConfig:
             raise ValueError(f"parallel.sequence must be at least 1, got {self.sequence}")
         if self.mixed_precision == "bf16" and self.data != "fsdp":
             raise ValueError("parallel.mixed_precision bf16 needs data: fsdp (FSDP2's mixed precision)")
-
-
-def launched_by_torchrun() -> bool:
-    """True in a process that torchrun started (it sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT)."""
-    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-
-
-def torchrun_world_size() -> int:
-    """The number of processes torchrun started, 1 without torchrun."""
-    return int(os.environ["WORLD_SIZE"]) if launched_by_torchrun() else 1
-
-
-def launch_torchrun(nproc: int, argv: list[str]) -> int:
-    """Run `python -m kinema ARGV` as `nproc` processes on this machine through torchrun; its exit code."""
-    if nproc < 1:
-        raise ValueError(f"--nproc must be at least 1, got {nproc}")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "kinema", *argv]
-    return subprocess.call(cmd)
 
 
 @dataclass(frozen=True)
@@ -211,23 +193,8 @@ def init_parallel(config: ParallelConfig, timeout_s: float = 1800.0) -> Parallel
     """
     if not launched_by_torchrun():
         return Parallel(config)  # a lone process trains on the CPU, as before this module existed
-    rank, world, local_rank = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-    if world % config.sequence:
-        raise ValueError(f"parallel.sequence {config.sequence} must divide the number of processes ({world})")
-    device = torch.device("cpu")
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout_s),
-                            device_id=device if device.type == "cuda" else None)
-    from torch.distributed.device_mesh import init_device_mesh
-
-    mesh = init_device_mesh(device.type, (world,))
-    sp_group = None
-    if config.sequence > 1:
-        grid = init_device_mesh(device.type, (world // config.sequence, config.sequence), mesh_dim_names=("dp", "sp"))
-        sp_group = grid["sp"].get_group()
-    return Parallel(config, rank, world, device, mesh, sp_group)
+    job = join_torchrun(config.sequence, timeout_s)
+    return Parallel(config, job.rank, job.world_size, job.device, job.mesh, job.sp_group)
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
