@@ -1,9 +1,10 @@
-"""A fake MiniMax open-platform server on 127.0.0.1, written from shared/MINIMAX_API.md.
+"""A fake MiniMax open-platform server on 127.0.0.1, written from MiniMax's API reference
+(https://platform.minimax.io/docs/api-reference/video-generation-intro) and the behaviour its clients report.
 
 A real HTTP server (stdlib `ThreadingHTTPServer` in a thread) speaking the native protocol:
 `POST /v1/video_generation`, `GET /v1/query/video_generation`, `GET /v1/files/retrieve`, signed
 expiring download URLs, `POST /v1/text/chatcompletion_v2` and the OpenAI-compatible
-`POST /v1/chat/completions`. Business errors are HTTP 200 with a non-zero `base_resp` (§3.2), every
+`POST /v1/chat/completions`. Business errors are HTTP 200 with a non-zero `base_resp`, every
 response carries `Trace-Id`. A `Behavior` makes it misbehave the ways the real one does: slow
 answers, 1002 rate limits, 1004/2049 for bad or wrong-region keys, tasks ending in `Fail` with 1027,
 download URLs that are already expired, `file_id` as a JSON integer in retrieve, non-JSON gateway
@@ -23,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 GOOD_KEY = "test-key-international"
-WRONG_REGION_KEY = "test-key-mainland"  # a valid key for the other region's host -> 2049 (§1.1)
+WRONG_REGION_KEY = "test-key-mainland"  # a valid key for the other region's host -> 2049
 _SECRET = b"fake-minimax-signing-secret"
 
 
@@ -45,7 +46,7 @@ class Behavior:
         chat_replies: the assistant contents returned in order; the last one repeats.
         truncate_downloads: how many downloads send only half the bytes.
         broken_primary_url: `download_url` points at a missing object; `backup_download_url` works
-            (the backup field ComfyUI's client knows, §2.3).
+            (the backup field ComfyUI's client knows).
     """
 
     delay_s: float = 0.0
@@ -175,7 +176,7 @@ def _make_handler(server: FakeMiniMax) -> type[BaseHTTPRequestHandler]:
             if n < b.gateway_errors:
                 return self._send_raw(502, b"<html><body>502 Bad Gateway</body></html>", "text/html")
             auth = self._auth(headers)
-            if auth is not None and parts.path == "/v1/chat/completions":  # real HTTP errors on this path (§3.2)
+            if auth is not None and parts.path == "/v1/chat/completions":  # real HTTP errors on this path
                 return self._send(401, {"type": "error", "error": {"type": "authentication_error",
                                                                     "message": f"invalid api key ({auth[0]})"}})
             if auth is not None:
@@ -264,7 +265,7 @@ def _make_handler(server: FakeMiniMax) -> type[BaseHTTPRequestHandler]:
                 return self._base(2013, "invalid params, file not found")
             expires = time.time() + (-1.0 if expired else server.behavior.url_ttl_s)
             url = f"{server.url}/download/{file_id}?expires={expires:.3f}&sig={server.sign(file_id, expires)}"
-            file = {  # file_id is a JSON integer here, a string in query (§2.3)
+            file = {  # file_id is a JSON integer here, a string in query
                 "file_id": file_id, "bytes": len(server.behavior.video_bytes), "created_at": int(time.time()),
                 "filename": "output_aigc.mp4", "purpose": "video_generation", "download_url": url,
             }

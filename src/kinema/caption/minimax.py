@@ -2,8 +2,8 @@
 
 Images go out as JPEG data URLs in `image_url` parts. `MiniMax-Text-01` is the default because it is
 the model MiniMax documents for both image input and a `json_schema` response format
-(MINIMAX_API.md §4.1); other models are asked for JSON in the instructions only, and every reply is
-validated either way (`kinema.caption.vlm`).
+(https://platform.minimax.io/docs/api-reference/text-post); other models are asked for JSON in the
+instructions only, and every reply is validated either way (`kinema.caption.vlm`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from kinema.clients.minimax import DEFAULT_CHAT_MODEL, ChatCompletion, Message, MiniMaxClient
 
-# Models MiniMax documents `response_format.json_schema` for (§4.1).
+# Models MiniMax documents `response_format.json_schema` for (the text-post page above).
 JSON_SCHEMA_MODELS = frozenset({"MiniMax-Text-01"})
 
 

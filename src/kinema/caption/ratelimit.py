@@ -1,6 +1,7 @@
 """Client-side request pacing, so a captioning run stays under a provider's requests-per-minute limit.
 
-MiniMax counts requests per minute per account and answers 1002 beyond it (MINIMAX_API.md §3.3);
+MiniMax counts requests per minute per account and answers 1002 beyond it
+(https://platform.minimax.io/docs/guides/rate-limits);
 pacing requests evenly avoids the errors instead of retrying after them.
 """
 

@@ -1,4 +1,7 @@
-"""The one structured caption schema (DESIGN.md §2), shared by captioners, the toy world and training.
+"""The one structured caption schema, shared by captioners, the toy world and training.
+
+The fields follow the structured captions of the HunyuanVideo report (arXiv:2412.03603, "Data
+Annotation").
 
 A caption is the JSON a vision-language model writes for a clip or image: a short and a dense
 description, background, style, shot type, lighting, atmosphere, and -- merged in from the
@@ -82,7 +85,8 @@ def vlm_caption_schema() -> dict:
     """The flat JSON Schema a VLM is asked to fill: the `VLM_FIELDS` as required strings.
 
     Unlike `caption_json_schema` it has no `$defs`, `anyOf` or nulls, so it stays within the
-    types MiniMax's `json_schema` response format documents (MINIMAX_API.md §4.1) and what
+    types MiniMax's `json_schema` response format documents
+    (https://platform.minimax.io/docs/api-reference/text-post) and what
     OpenAI-compatible servers accept in strict mode.
     """
     fields = Caption.model_fields
@@ -98,7 +102,8 @@ def vlm_caption_schema() -> dict:
 
 
 def merge_camera_motion(caption: Caption, motion: CameraMotion | None, threshold: float = 0.8) -> Caption:
-    """Return `caption` with `motion` set when its confidence reaches `threshold` (DESIGN.md §2)."""
+    """Return `caption` with `motion` set when its confidence reaches `threshold`: only confident camera
+    classes go into the caption, as in the HunyuanVideo report (arXiv:2412.03603)."""
     if motion is None or motion.confidence < threshold:
         return caption
     return caption.model_copy(update={"camera_motion": motion})

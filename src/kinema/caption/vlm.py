@@ -5,7 +5,7 @@ endpoint): frames go out as JPEG data URLs after the instructions; the reply mus
 with exactly the `VLM_FIELDS` (a JSON-schema response format is requested where the API offers it).
 A reply that is not JSON or breaks the schema is sent back with the validation error and the model
 answers again, up to `max_attempts` times. Camera motion is not asked for: it comes from the
-camera-motion classifier (DESIGN.md §2) and is merged in by the dataset runner.
+camera-motion classifier (`kinema.data.camera`) and is merged in by the dataset runner.
 """
 
 from __future__ import annotations

@@ -1,18 +1,21 @@
 """Errors raised by the MiniMax client, and which `base_resp` codes are worth retrying.
 
 MiniMax's native `/v1/*` routes answer business errors with HTTP 200 and a non-zero
-`base_resp.status_code` (MINIMAX_API.md §3.2), so a client has to classify codes itself.
-The classification follows the error-code table of MINIMAX_API.md §3.1 and the advice of §6.1.
+`base_resp.status_code` (MiniMax's own MCP client checks `base_resp` after `raise_for_status()`
+passes), so a client has to classify codes itself. The classes below follow MiniMax's error-code
+table (https://platform.minimax.io/docs/api-reference/errorcode): transient codes are retried,
+the rest are final.
 """
 
 from __future__ import annotations
 
 # Transient: retry with backoff (unknown error, timeout, RPM limit, internal errors, TPM limit,
-# connection limit, rate-growth limit). MINIMAX_API.md §3.1, §6.1.
+# connection limit, rate-growth limit), per the error-code table above.
 RETRYABLE_CODES: frozenset[int] = frozenset({1000, 1001, 1002, 1013, 1024, 1033, 1039, 1041, 2045})
 # Rate limits get a longer first backoff: MiniMax counts requests per minute.
 RATE_LIMIT_CODES: frozenset[int] = frozenset({1002, 1039, 2045})
-# Bad key, or a key used against the other region's host (the most common complaint, §5.7.1).
+# Bad key, or a key used against the other region's host (the most common complaint:
+# MiniMax-AI/MiniMax-MCP issue #8, MiniMax-AI/MiniMax-01 issue #44).
 AUTH_CODES: frozenset[int] = frozenset({1004, 2049})
 # Sensitive input (1026) or output (1027).
 CONTENT_CODES: frozenset[int] = frozenset({1026, 1027})

@@ -1,12 +1,14 @@
 """A client for MiniMax's open platform: video generation and vision chat.
 
-Written from MINIMAX_API.md §6.1, and against the failures users report with the existing clients
-(§5.7): explicit timeouts on every request; `base_resp` checked on every response, including every
-poll, so an expired key or a rate limit never spins until the deadline; retries with backoff only
-where they are safe (a create is not re-sent once it may have reached the server); statuses compared
-case-insensitively (`Fail`, `failed`, ...); `file_id` a string in kinema's API whatever the server
-sends; per-model parameter checks before sending (`video_params`); downloads streamed to a temporary
-file without the API key, then renamed, with a fresh URL from `files/retrieve` on every retry.
+Written from MiniMax's API reference (https://platform.minimax.io/docs/api-reference/video-generation-intro
+and the pages it links), and against the failures users report with the existing clients (requests
+without timeouts, MiniMax-AI/MiniMax-MCP issue #64; polls that ignore `base_resp`): explicit timeouts on
+every request; `base_resp` checked on every response, including every poll, so an expired key or a
+rate limit never spins until the deadline; retries with backoff only where they are safe (a create is
+not re-sent once it may have reached the server); statuses compared case-insensitively (`Fail`,
+`failed`, ...); `file_id` a string in kinema's API whatever the server sends; per-model parameter
+checks before sending (`video_params`); downloads streamed to a temporary file without the API key,
+then renamed, with a fresh URL from `files/retrieve` on every retry.
 
     with MiniMaxClient(MiniMaxConfig.from_env()) as client:
         result = client.generate_video(VideoRequest(prompt="a red fox runs"), Path("fox.mp4"))
@@ -55,7 +57,8 @@ log = logging.getLogger(__name__)
 INTERNATIONAL_HOST = "https://api.minimax.io"
 MAINLAND_HOST = "https://api.minimaxi.com"
 CHAT_PATH = "/v1/text/chatcompletion_v2"
-DEFAULT_CHAT_MODEL = "MiniMax-Text-01"  # the model that takes both images and a json_schema (§4.1)
+# The model MiniMax documents as taking both images and a json_schema (api-reference/text-post).
+DEFAULT_CHAT_MODEL = "MiniMax-Text-01"
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class MiniMaxConfig:
         base_url: API host: the international `https://api.minimax.io` (default), the mainland
             `https://api.minimaxi.com`, or a self-hosted server such as `kinema serve`. A trailing
             `/v1` is accepted and dropped.
-        group_id: appended as `GroupId=` only if set (old accounts, §1.5).
+        group_id: appended as `GroupId=` only if set (older docs required it on file retrieval).
         connect_timeout: seconds to open a connection.
         read_timeout: seconds to wait for a create or chat response.
         query_timeout: seconds to wait for a query or retrieve response.
@@ -79,7 +82,8 @@ class MiniMaxConfig:
         poll_interval_s: first wait between status polls; grows by half per poll up to `max_poll_interval_s`.
         max_poll_interval_s: longest wait between polls.
         poll_deadline_s: give up waiting for a task after this long; None = 20 min for Hailuo
-            models (1080P and 10 s clips can take 5+ min, §5.1) and 10 min for the rest.
+            models (1080P and 10 s clips can take 5+ min; MiniMax's MCP server allows 20 min
+            for Hailuo-02) and 10 min for the rest.
         download_retries: extra download attempts, each with a freshly retrieved URL.
     """
 
@@ -154,7 +158,8 @@ class MiniMaxClient:
         headers = {"Authorization": f"Bearer {config.api_key}", "Accept": "application/json"}
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
         self._api = httpx.Client(base_url=config.base_url, headers=headers, timeout=timeout)
-        # Downloads go to pre-signed object-storage URLs: never send them the API key (§2.3).
+        # Downloads go to pre-signed object-storage URLs: never send them the API key
+        # (api-reference/video-generation-download).
         self._files = httpx.Client(
             timeout=httpx.Timeout(config.download_timeout, connect=config.connect_timeout),
             follow_redirects=True,
@@ -330,7 +335,7 @@ class MiniMaxClient:
             json_schema: if given, sent as `response_format={"type": "json_schema", ...}`
                 (MiniMax documents this for `MiniMax-Text-01` only).
             schema_name: the schema's name (`^\\w+$`, at most 64 characters).
-            max_completion_tokens: set explicitly: Text-01's default is only 2048 (§6.1).
+            max_completion_tokens: set explicitly: Text-01's default is only 2048 (text-post page).
             temperature: in (0, 1]; MiniMax rejects 0.
 
         Raises:
@@ -427,7 +432,8 @@ class MiniMaxClient:
             return None
         code, msg = base_resp(data) if data is not None else (0, "")
         if not msg and data is not None and isinstance(data.get("error"), dict):
-            msg = str(data["error"].get("message", ""))  # OpenAI/Anthropic-style error bodies (§3.2)
+            # The OpenAI/Anthropic-compatible paths answer real HTTP errors with an `error` body.
+            msg = str(data["error"].get("message", ""))
         return error_for(code, msg or resp.reason_phrase, http_status=resp.status_code, trace_id=trace_id, endpoint=path)
 
     def _backoff(self, attempt: int, *, rate_limited: bool) -> float:
@@ -437,8 +443,9 @@ class MiniMaxClient:
     def _download_url(self, url: str) -> str:
         """The URL to fetch: absolute, and upgraded to https when the API itself is reached over https.
 
-        The official CLI upgrades because some OSS regions block plain HTTP (§2.3); a self-hosted
-        server on plain http keeps its URLs, and a path-only URL is resolved against its host.
+        The official CLI (MiniMax-AI/cli, `src/files/download.ts`) upgrades because some OSS regions
+        block plain HTTP; a self-hosted server on plain http keeps its URLs, and a path-only URL is
+        resolved against its host.
         """
         if url.startswith("/"):
             return self.config.base_url + url

@@ -1,7 +1,8 @@
 """What MiniMax's endpoints answer, as small typed records, and the readers that build them.
 
 Ids are kept as digit strings whatever the server sends (`file_id` is a string in query answers and a
-JSON integer in retrieve answers, MINIMAX_API.md §2.3); statuses are compared case-insensitively.
+JSON integer in retrieve answers, https://platform.minimax.io/docs/api-reference/video-generation-download);
+statuses are compared case-insensitively.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import httpx
 
 from kinema.clients.errors import MiniMaxTransportError, error_for
 
-# The JSON a chat message may carry: text, or a list of text / image_url parts (§4.1).
+# The JSON a chat message may carry: text, or a list of text / image_url parts (api-reference/text-post).
 ContentPart = dict[str, str | dict[str, str]]
 Message = dict[str, str | list[ContentPart]]
 
@@ -151,7 +152,7 @@ def base_resp(data: dict | None) -> tuple[int, str]:
 
 
 def id_or_none(value: object) -> str | None:
-    """Ids arrive as strings or JSON numbers (§2.3); kinema keeps them as digit strings."""
+    """Ids arrive as strings or JSON numbers (query vs retrieve answers); kinema keeps them as digit strings."""
     if value is None or value == "":
         return None
     return str(value)

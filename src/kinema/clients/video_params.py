@@ -2,8 +2,9 @@
 
 MiniMax accepts one endpoint (`POST /v1/video_generation`) for four modes -- text-to-video (t2v),
 image-to-video (i2v), first+last frame (fl2v) and subject reference (s2v) -- and which fields are
-valid depends on the model (MINIMAX_API.md §2.1; users trip over this, §5.7.5). `build_video_body`
-checks a `VideoRequest` against the table below and builds exactly the body the model accepts:
+valid depends on the model (https://platform.minimax.io/docs/api-reference/video-generation-t2v and
+the -i2v, -fl2v, -s2v pages; users trip over this). `build_video_body` checks a `VideoRequest` against
+the table below and builds exactly the body the model accepts:
 01-series models never receive `duration`/`resolution`, `MiniMax-Hailuo-2.3-Fast` needs a first
 frame, fl2v is `MiniMax-Hailuo-02` only, s2v sends `subject_reference`.
 
@@ -22,7 +23,7 @@ from typing import Literal
 Mode = Literal["t2v", "i2v", "fl2v", "s2v"]
 JSONScalar = str | int | float | bool | None
 
-MAX_PROMPT_CHARS = 2000  # MINIMAX_API.md §2.1
+MAX_PROMPT_CHARS = 2000  # the t2v page: "≤ 2000 characters"
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # "< 20 MB"
 MIN_SHORT_SIDE = 300  # "short side > 300 px"
 ASPECT_RANGE = (2 / 5, 5 / 2)  # "aspect ratio between 2:5 and 5:2"
@@ -47,7 +48,7 @@ class VideoModel:
     fast_pretreatment: bool = False
 
 
-# MINIMAX_API.md §2.1, "Models and the duration × resolution matrix".
+# The duration × resolution matrix of the video-generation pages (t2v, i2v, fl2v, s2v).
 VIDEO_MODELS: dict[str, VideoModel] = {
     "MiniMax-Hailuo-2.3": VideoModel({"t2v": _HAILUO_T2V, "i2v": _HAILUO_T2V}, fast_pretreatment=True),
     "MiniMax-Hailuo-2.3-Fast": VideoModel({"i2v": _HAILUO_T2V}, fast_pretreatment=True),
@@ -60,7 +61,7 @@ VIDEO_MODELS: dict[str, VideoModel] = {
     "I2V-01-live": VideoModel({"i2v": None}),
     "I2V-01": VideoModel({"i2v": None}),
     "S2V-01": VideoModel({"s2v": None}),
-    # Legacy name still used by gateways and old SDKs (§2.1, [C]).
+    # Legacy name still used by gateways and old SDKs (not in the current docs).
     "video-01": VideoModel({"t2v": None, "i2v": None}),
 }
 DEFAULT_VIDEO_MODEL = "MiniMax-Hailuo-02"

@@ -1,4 +1,4 @@
-"""Camera-motion classification into the 14 classes of HunyuanVideo (DESIGN.md §2).
+"""Camera-motion classification into the 14 classes of HunyuanVideo (arXiv:2412.03603, "Data Annotation").
 
 Method: track sparse corners between consecutive frames (Shi-Tomasi + pyramidal Lucas-Kanade with a
 forward-backward check), fit a similarity transform per frame pair with RANSAC (translation, scale,

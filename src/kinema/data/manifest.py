@@ -1,4 +1,4 @@
-"""The one dataset format (DESIGN.md, "Contracts between the parts").
+"""The one dataset format, shared by curation, captioning, the toy world and training.
 
 A dataset is a folder holding `manifest.parquet` and the media it points to. One row per clip or
 image. `kinema curate` writes it, `kinema caption` adds captions, `kinema toyworld render` writes it,

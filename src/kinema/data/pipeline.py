@@ -210,7 +210,7 @@ def _run_ray(todo: list[str], out: Path, config: CurateConfig, workers: int, add
             ray.init(address=address, log_to_driver=False)
     ds = ray.data.from_items([{"source": s} for s in todo])
     # Fractional CPUs per actor: a pool of whole-CPU actors filling the cluster deadlocks under
-    # Ray Data's backpressure (see shared/FACTS.md).
+    # Ray Data's backpressure (2 whole-CPU actors on a 2-CPU cluster never finish).
     ds = ds.map_batches(
         _RayVideoStage,
         fn_constructor_kwargs={"out": str(out), "config": config},
