@@ -47,6 +47,8 @@ class Behavior:
         truncate_downloads: how many downloads send only half the bytes.
         broken_primary_url: `download_url` points at a missing object; `backup_download_url` works
             (the backup field ComfyUI's client knows).
+        keyless: requests without an `Authorization` header are accepted, as `kinema serve` does on
+            loopback without `--api-key` (a wrong key is still refused).
     """
 
     delay_s: float = 0.0
@@ -62,6 +64,7 @@ class Behavior:
     chat_replies: list[str] = field(default_factory=lambda: ['{"answer": "ok"}'])
     truncate_downloads: int = 0
     broken_primary_url: bool = False
+    keyless: bool = False
 
 
 @dataclass
@@ -187,6 +190,8 @@ def _make_handler(server: FakeMiniMax) -> type[BaseHTTPRequestHandler]:
 
         def _auth(self, headers: dict[str, str]) -> tuple[int, str] | None:
             value = headers.get("authorization", "")
+            if not value and server.behavior.keyless:
+                return None
             key = value[len("Bearer "):] if value.startswith("Bearer ") else ""
             if key == GOOD_KEY:
                 return None

@@ -36,6 +36,24 @@ def test_generate(fake, tmp_path, capsys):
     assert fake.calls("/v1/video_generation")[0].body["model"] == "MiniMax-Hailuo-02"
 
 
+def test_generate_from_a_keyless_local_server(fake, tmp_path, monkeypatch, capsys):
+    # The README's `MINIMAX_API_HOST=http://127.0.0.1:8000 kinema minimax generate ...` against a
+    # `kinema serve` that takes no key: no MINIMAX_API_KEY is needed.
+    monkeypatch.delenv("MINIMAX_API_KEY")
+    fake.behavior.keyless = True
+    fake.behavior.statuses = ["Success"]
+    out = tmp_path / "v.mp4"
+    assert main(["minimax", "generate", "a red fox", "-o", str(out)]) == 0
+    assert out.read_bytes() == fake.behavior.video_bytes
+
+
+def test_no_key_for_minimax_is_one_sentence(monkeypatch, capsys):
+    monkeypatch.delenv("MINIMAX_API_KEY", raising=False)
+    monkeypatch.delenv("MINIMAX_API_HOST", raising=False)
+    assert main(["minimax", "generate", "a red fox", "--no-wait"]) == 2
+    assert "no MiniMax API key for https://api.minimax.io: set MINIMAX_API_KEY" in capsys.readouterr().err
+
+
 def test_no_wait_then_wait(fake, tmp_path, capsys):
     assert main(["minimax", "generate", "a red fox", "--no-wait"]) == 0
     task_id = capsys.readouterr().out.strip()

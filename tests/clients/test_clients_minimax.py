@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 
 import pytest
 from fake_minimax import GOOD_KEY, WRONG_REGION_KEY, FakeMiniMax
@@ -250,6 +251,24 @@ def test_config_from_env_and_base_url_normalisation():
     assert MiniMaxConfig.from_env({"MINIMAX_API_KEY": "k"}).base_url == "https://api.minimax.io"
     with pytest.raises(ValueError, match="MINIMAX_API_KEY"):
         MiniMaxConfig.from_env({})
+
+
+@pytest.mark.parametrize("host", ["https://api.minimax.io", "https://api.minimaxi.com/v1", "https://api.minimaxi.chat",
+                                  "https://api.minimax.chat", "http://API.MiniMax.io:443"])
+def test_minimax_hosts_need_a_key(host):
+    with pytest.raises(ValueError, match="no MiniMax API key"):
+        MiniMaxConfig.from_env({"MINIMAX_API_HOST": host})
+
+
+def test_a_self_hosted_server_is_called_without_a_key(fake, tmp_path):
+    # `kinema serve` on loopback without --api-key takes requests with no Authorization header.
+    fake.behavior.keyless = True
+    config = MiniMaxConfig.from_env({"MINIMAX_API_HOST": fake.url})
+    assert config.api_key == ""
+    with MiniMaxClient(dataclasses.replace(config, **FAST)) as client:
+        result = client.generate_video(VideoRequest(prompt="a red fox runs"), tmp_path / "fox.mp4")
+    assert result.path.read_bytes() == fake.behavior.video_bytes
+    assert all("authorization" not in r.headers for r in fake.requests)
 
 
 def test_chat_sends_schema_and_reads_usage(fake):

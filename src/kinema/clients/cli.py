@@ -1,7 +1,9 @@
 """`kinema minimax generate | wait | caption`: MiniMax's video generation and vision chat from the shell.
 
 The key comes from `MINIMAX_API_KEY`, the host from `MINIMAX_API_HOST` (default the international
-host; the mainland host or a self-hosted `kinema serve` work too) or `--base-url`.
+host; the mainland host or a self-hosted `kinema serve` work too) or `--base-url`. MiniMax's own hosts
+need the key; a self-hosted server is called without one when none is set (`kinema serve` without
+`--api-key` takes none on loopback).
 """
 
 from __future__ import annotations

@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 INTERNATIONAL_HOST = "https://api.minimax.io"
 MAINLAND_HOST = "https://api.minimaxi.com"
+# MiniMax's own domains: the current hosts and the legacy `api.minimaxi.chat` / `api.minimax.chat`.
+# Only these need a key; a self-hosted server (`kinema serve` on loopback) may take none.
+MINIMAX_DOMAINS = ("minimax.io", "minimaxi.com", "minimax.chat", "minimaxi.chat")
 CHAT_PATH = "/v1/text/chatcompletion_v2"
 # The model MiniMax documents as taking both images and a json_schema (api-reference/text-post).
 DEFAULT_CHAT_MODEL = "MiniMax-Text-01"
@@ -66,7 +69,9 @@ class MiniMaxConfig:
     """How to reach MiniMax and how patient to be.
 
     Attributes:
-        api_key: the platform key, sent as `Authorization: Bearer`.
+        api_key: the platform key, sent as `Authorization: Bearer`. Required for MiniMax's own
+            hosts; empty means no `Authorization` header, for a self-hosted server that needs none
+            (`kinema serve` without `--api-key` on loopback).
         base_url: API host: the international `https://api.minimax.io` (default), the mainland
             `https://api.minimaxi.com`, or a self-hosted server such as `kinema serve`. A trailing
             `/v1` is accepted and dropped.
@@ -87,7 +92,7 @@ class MiniMaxConfig:
         download_retries: extra download attempts, each with a freshly retrieved URL.
     """
 
-    api_key: str
+    api_key: str = ""
     base_url: str = INTERNATIONAL_HOST
     group_id: str | None = None
     connect_timeout: float = 10.0
@@ -104,14 +109,18 @@ class MiniMaxConfig:
     download_retries: int = 3
 
     def __post_init__(self) -> None:
-        if not self.api_key.strip():
-            raise ValueError("the MiniMax API key is empty; set MINIMAX_API_KEY or pass --api-key")
         base = self.base_url.strip().rstrip("/")
         if base.endswith("/v1"):
             base = base[: -len("/v1")]
         if not base.startswith(("http://", "https://")):
             raise ValueError(f"MiniMax base URL {self.base_url!r} must start with http:// or https://")
         object.__setattr__(self, "base_url", base)
+        object.__setattr__(self, "api_key", self.api_key.strip())
+        if not self.api_key and is_minimax_host(base):
+            raise ValueError(
+                f"no MiniMax API key for {base}: set MINIMAX_API_KEY (and MINIMAX_API_HOST=https://api.minimaxi.com "
+                "for a mainland-China key)"
+            )
         for name in ("connect_timeout", "read_timeout", "query_timeout", "download_timeout", "poll_interval_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"MiniMaxConfig.{name} must be positive, got {getattr(self, name)}")
@@ -127,12 +136,10 @@ class MiniMaxConfig:
         their defaults: change them with `dataclasses.replace`.
 
         Raises:
-            ValueError: when no API key is given either way.
+            ValueError: when no API key is given either way and the host is MiniMax's.
         """
         env = os.environ if env is None else env
         key = api_key or env.get("MINIMAX_API_KEY", "")
-        if not key:
-            raise ValueError("no MiniMax API key: set MINIMAX_API_KEY (and MINIMAX_API_HOST for the mainland host)")
         return cls(
             api_key=key,
             base_url=base_url or env.get("MINIMAX_API_HOST") or INTERNATIONAL_HOST,
@@ -146,6 +153,12 @@ class MiniMaxConfig:
         return 1200.0 if model.startswith("MiniMax-Hailuo") else 600.0
 
 
+def is_minimax_host(base_url: str) -> bool:
+    """Whether `base_url` points at one of MiniMax's own hosts (any subdomain of `MINIMAX_DOMAINS`)."""
+    host = (urlsplit(base_url).hostname or "").lower().rstrip(".")
+    return any(host == domain or host.endswith("." + domain) for domain in MINIMAX_DOMAINS)
+
+
 class _DownloadRefused(Exception):
     """The download URL answered 401/403/404/410: expired or revoked; fetch a fresh one."""
 
@@ -155,7 +168,9 @@ class MiniMaxClient:
 
     def __init__(self, config: MiniMaxConfig):
         self.config = config
-        headers = {"Authorization": f"Bearer {config.api_key}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
         self._api = httpx.Client(base_url=config.base_url, headers=headers, timeout=timeout)
         # Downloads go to pre-signed object-storage URLs: never send them the API key
