@@ -374,20 +374,22 @@ class CausalVAE(nn.Module):
             moments = tiled_encode(self._encode_moments, video, self.tiling, s, t)
         return DiagonalGaussian.from_moments(moments)
 
-    def decode(self, latents: Tensor) -> Tensor:
+    def decode(self, latents: Tensor, tiling: TilingConfig | None = None) -> Tensor:
         """Decode unscaled (B, Z, k+1, h, w) latents into (B, C_out, 4k+1, 8h, 8w) video.
 
         Nominally in [−1, 1]; not clamped (as in the reference), so callers clamp before saving.
+        `tiling`, when given, is used for this call instead of `self.tiling`.
         """
+        tiling = self.tiling if tiling is None else tiling
         cfg = self.cfg
         if latents.ndim != 5 or latents.shape[1] != cfg.latent_channels:
             raise ValueError(
                 f"latents must be (batch, {cfg.latent_channels}, frames, height, width), got {tuple(latents.shape)}"
             )
-        if self.tiling is None:
+        if tiling is None:
             return self._decode_latents(latents)
         return tiled_decode(
-            self._decode_latents, latents, self.tiling, cfg.spatial_compression_ratio, cfg.temporal_compression_ratio
+            self._decode_latents, latents, tiling, cfg.spatial_compression_ratio, cfg.temporal_compression_ratio
         )
 
     def forward(self, video: Tensor, sample: bool = True, generator: torch.Generator | None = None) -> VAEOutput:
