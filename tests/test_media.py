@@ -1,5 +1,8 @@
 """kinema.media: mp4 round trips, clip ranges from the first frame, rotation, contact sheets."""
 
+import os
+import stat
+
 import numpy as np
 import pytest
 
@@ -53,3 +56,20 @@ def test_contact_sheet_layout(tmp_path):
     assert sheet.shape == (3 * 32, 4 * 48, 3)
     assert int(sheet[40, 60, 0]) == 20 * 5  # row 1, column 1 shows frame 5
     assert write_png(tmp_path / "s.png", sheet).is_file()
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_written_files_get_the_umask_mode_not_0600(tmp_path, umask_022):
+    # A temporary file renamed into place keeps the temporary file's mode: mkstemp's 0600 used to leak.
+    from kinema.data.manifest import empty_manifest, write_manifest
+
+    mp4 = write_mp4(tmp_path / "a.mp4", ramp(3), fps=8.0)
+    png = write_png(tmp_path / "a.png", ramp(1)[0])
+    manifest = write_manifest(tmp_path / "ds", empty_manifest())
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (mp4, png, manifest)] == [0o644] * 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,12 +10,7 @@ import av
 import numpy as np
 from PIL import Image
 
-
-def _atomic_target(path: Path) -> tuple[Path, Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
-    return path, Path(tmp)
+from kinema.fsutil import atomic_path
 
 
 def write_mp4(
@@ -35,20 +29,15 @@ def write_mp4(
         pad_h, pad_w = video.shape[1] % 2, video.shape[2] % 2
         if pad_h or pad_w:
             video = np.pad(video, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    target, tmp = _atomic_target(Path(path))
-    try:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height = video.shape[2], video.shape[1]
-            stream.pix_fmt = pix_fmt
-            stream.options = {"crf": str(crf), "preset": "medium"}
-            for frame in video:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    target = Path(path)
+    with atomic_path(target) as tmp, av.open(str(tmp), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = video.shape[2], video.shape[1]
+        stream.pix_fmt = pix_fmt
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for frame in video:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
     return target
 
 
@@ -108,11 +97,7 @@ def contact_sheet(video: np.ndarray, columns: int = 6, scale: int = 2, frames: i
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Save an (H, W, 3) uint8 image as PNG, atomically."""
-    target, tmp = _atomic_target(Path(path))
-    try:
+    target = Path(path)
+    with atomic_path(target) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return target

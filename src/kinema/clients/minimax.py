@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from kinema.clients.responses import (
     parse_chat_completion,
 )
 from kinema.clients.video_params import VideoRequest, build_video_body
+from kinema.fsutil import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -469,22 +469,17 @@ class MiniMaxClient:
         return url
 
     def _stream_to(self, url: str, dest: Path, *, expected_bytes: int) -> None:
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, self._files.stream("GET", url) as resp:
+        with atomic_path(dest) as tmp:
+            with open(tmp, "wb") as out, self._files.stream("GET", url) as resp:
                 if resp.status_code in (401, 403, 404, 410):
                     raise _DownloadRefused(f"HTTP {resp.status_code} from {urlsplit(url).netloc}")
                 if resp.status_code != 200:
                     raise MiniMaxTransportError(f"download answered HTTP {resp.status_code}")
                 for chunk in resp.iter_bytes(1 << 20):
                     out.write(chunk)
-            size = Path(tmp).stat().st_size
+            size = tmp.stat().st_size
             if expected_bytes and size != expected_bytes:
                 raise MiniMaxTransportError(f"download truncated: got {size} of {expected_bytes} bytes")
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 __all__ = [

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from kinema.fsutil import atomic_path
 
 MANIFEST_NAME = "manifest.parquet"
 
@@ -94,15 +95,8 @@ def write_manifest(dataset: str | os.PathLike, df: pd.DataFrame) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / MANIFEST_NAME
     df = normalize(df)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".manifest-", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         df.to_parquet(tmp, index=False)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a manifest is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target
 
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -29,11 +28,12 @@ import numpy as np
 import pandas as pd
 
 from kinema.data.analyze import process_video
-from kinema.data.buckets import bucket_name
+from kinema.data.buckets import aspect_frame_bucket
 from kinema.data.config import CurateConfig
 from kinema.data.dedup import find_duplicates, kmeans
 from kinema.data.manifest import clip_id, normalize, write_manifest
 from kinema.data.stages import assign_stage, image_set_level
+from kinema.fsutil import atomic_path
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp", ".gif"}
 PARTS_DIR = ".parts"
@@ -91,15 +91,8 @@ def part_path(out: Path, source: str) -> Path:
 
 
 def _write_atomic_parquet(df: pd.DataFrame, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_one(source: str, out: str, config: CurateConfig, threads: int = 1) -> tuple[str, int, float, bool]:
@@ -258,7 +251,7 @@ def build_manifest(sources: list[str], out: Path, config: CurateConfig, write_im
                 df.at[i, "stage"] = stage
             cw = row["width"] * (row["crop_x1"] - row["crop_x0"])
             ch = row["height"] * (row["crop_y1"] - row["crop_y0"])
-            df.at[i, "bucket"] = bucket_name(cw, ch, int(row["frames"]), config.buckets)
+            df.at[i, "bucket"] = aspect_frame_bucket(ch, cw, int(row["frames"]), config.buckets)
         df["stage"] = df["stage"].astype("int64")
     images = _image_rows(df, out, config, write_images)
     df = pd.concat([df, images], ignore_index=True) if len(images) else df
@@ -288,11 +281,8 @@ def _image_rows(df: pd.DataFrame, out: Path, config: CurateConfig, write_images:
                 continue
             h, w = frame.shape[:2]
             crop = frame[round(row["crop_y0"] * h) : round(row["crop_y1"] * h), round(row["crop_x0"] * w) : round(row["crop_x1"] * w)]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".jpg.tmp")
-            os.close(fd)
-            Image.fromarray(crop).save(tmp, format="JPEG", quality=92)
-            os.replace(tmp, target)
+            with atomic_path(target) as tmp:
+                Image.fromarray(crop).save(tmp, format="JPEG", quality=92)
         image = row.to_dict()
         image.update(id=image_id, kind="image", path=rel, end=row["start"], frames=1, stage=level,
                      bucket=f"{row['bucket'].split('x')[0]}x1" if row["bucket"] else "",

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from kinema.data.manifest import media_path, read_manifest
+from kinema.fsutil import write_text_atomic
 
 SCORE_COLUMNS = ("aesthetic_score", "sharpness", "motion_speed", "text_area", "watermark_score", "border_fraction",
                  "brightness", "noise", "camera_confidence")
@@ -119,5 +120,5 @@ def write_report(dataset: str | os.PathLike, out: str | os.PathLike | None = Non
                 caption = html.escape(f"{Path(str(row['path'])).name} {row['start']:.1f}s {row['reject_reason']} {row['bucket']}")
                 img = f'<img src="{uri}" alt="">' if uri else "<div style='width:160px;height:90px;background:#ccc'></div>"
                 parts.append(f"<figure>{img}<figcaption>{caption}</figcaption></figure>")
-    target.write_text("\n".join(parts))
+    write_text_atomic(target, "\n".join(parts))
     return target

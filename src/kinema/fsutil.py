@@ -1,0 +1,88 @@
+"""Writing files and folders atomically: made under a temporary name beside the target, then renamed.
+
+A reader never sees half a file, and a kill leaves the old file (or none) plus a hidden temporary one.
+The temporary file or folder is created the way a plain `open()` or `mkdir()` would create it, so the
+umask applies and the result is 0644 / 0755 under the usual umask 022. (`tempfile.mkstemp` and
+`mkdtemp` create 0600 / 0700, and the rename keeps that mode: every file kinema wrote used to come out
+private whatever the umask.)
+
+    with atomic_path("out/video.mp4") as tmp:
+        encode(tmp)            # tmp is ".video-1a2b3c4d.mp4" in out/; it becomes out/video.mp4
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_ATTEMPTS = 100
+
+
+def _temp_name(target: Path) -> Path:
+    # Keep the target's suffix last: writers that pick a format from the extension still see it.
+    return target.with_name(f".{target.stem}-{secrets.token_hex(4)}{target.suffix}")
+
+
+def temp_file_beside(target: str | os.PathLike) -> Path:
+    """Create an empty, uniquely named hidden file in `target`'s folder (made if missing).
+
+    Its mode is what `open(path, "w")` gives: 0666 less the umask.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_ATTEMPTS):
+        tmp = _temp_name(target)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def temp_folder_beside(target: str | os.PathLike) -> Path:
+    """Create an empty, uniquely named hidden folder in `target`'s parent (made if missing).
+
+    Its mode is what `mkdir` gives: 0777 less the umask. Fill it, then rename it onto `target`.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_ATTEMPTS):
+        tmp = target.with_name(f".{target.name}-{secrets.token_hex(4)}")
+        try:
+            tmp.mkdir()
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on a clean exit it replaces `target`.
+
+    On an exception the temporary file is removed and `target` is left as it was.
+    """
+    target = Path(target)
+    tmp = temp_file_beside(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `target` atomically. Returns `target` as a Path."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8) to `target` atomically. Returns `target` as a Path."""
+    return write_bytes_atomic(target, text.encode())

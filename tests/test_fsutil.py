@@ -1,0 +1,40 @@
+"""kinema.fsutil: atomic writes that leave nothing half-written and give files the umask's mode."""
+
+import os
+import stat
+
+import pytest
+
+from kinema.fsutil import atomic_path, temp_folder_beside, write_text_atomic
+
+
+@pytest.fixture
+def umask_027():
+    old = os.umask(0o027)
+    yield
+    os.umask(old)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_the_final_file_has_the_mode_open_would_give(tmp_path, umask_027):
+    target = write_text_atomic(tmp_path / "sub" / "a.json", "{}")
+    assert target.read_text() == "{}" and mode(target) == 0o640
+    assert mode(temp_folder_beside(tmp_path / "folder")) == 0o750
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = write_text_atomic(tmp_path / "a.txt", "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".a-") and tmp.suffix == ".txt"
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_temporary_names_never_collide(tmp_path):
+    folders = {temp_folder_beside(tmp_path / "x") for _ in range(50)}
+    assert len(folders) == 50 and all(f.name.startswith(".x-") and f.is_dir() for f in folders)
