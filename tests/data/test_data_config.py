@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from kinema.data.buckets import bucket_name
+from kinema.data.buckets import aspect_frame_bucket
 from kinema.data.config import BucketConfig, default_config_path, load_config
 from kinema.data.scorers import ScorerConfig, learned_score
 
@@ -42,9 +42,9 @@ def test_unknown_keys_and_bad_values_are_named(tmp_path):
 
 def test_buckets():
     config = BucketConfig()
-    assert bucket_name(1280, 720, 140, config) == "16:9x129"
-    assert bucket_name(720, 1280, 40, config) == "9:16x33"
-    assert bucket_name(640, 480, 10, config) == ""
+    assert aspect_frame_bucket(720, 1280, 140, config) == "16:9x129"
+    assert aspect_frame_bucket(1280, 720, 40, config) == "9:16x33"
+    assert aspect_frame_bucket(480, 640, 10, config) == ""
 
 
 def test_a_torchscript_model_plugs_in_as_the_aesthetic_scorer(tmp_path):

@@ -18,17 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
-
+from kinema.data.buckets import bucket_name
 from kinema.data.manifest import MANIFEST_NAME, clip_id, read_manifest, write_manifest
-from kinema.media import write_mp4
+from kinema.media import write_mp4, write_png
 from kinema.toyworld.render import render_samples
 from kinema.toyworld.scene import SceneTruth, Split, WorldConfig
-
-
-def bucket_name(height: int, width: int, frames: int) -> str:
-    """Bucket of a clip, "HxWxT" (the trainers' format, `kinema.train.data.bucket_name`)."""
-    return f"{height}x{width}x{frames}"
 
 
 def manifest_row(
@@ -111,7 +105,7 @@ def render_dataset(
                 write_mp4(folder / rel, sample.video, truth.fps, crf=12, pix_fmt="yuv444p")
             else:
                 rel = f"videos/{id_}.png"
-                Image.fromarray(sample.video[0]).save(folder / rel)
+                write_png(folder / rel, sample.video[0])
             rows.append(manifest_row(truth, sample.caption.model_dump_json(), sample.prompt, rel, id_, split, stage))
     df = pd.DataFrame(rows)
     if append and (folder / MANIFEST_NAME).is_file():
