@@ -19,10 +19,12 @@ import pytest
 import torch
 
 from kinema.config import from_dict
+from kinema.options import SamplingOptions
 from kinema.pipeline import Pipeline
 from kinema.toyworld.dataset import render_dataset
 from kinema.toyworld.scene import WorldConfig
-from kinema.train.dit import DiTRecipe, train_dit
+from kinema.train.dit import train_dit
+from kinema.train.dit_recipe import DiTRecipe
 from kinema.train.distill import DistillRecipe, distill
 from kinema.train.vae import VAERecipe, VAEStage, train_vae
 
@@ -37,7 +39,7 @@ VIDEOS = {  # name: (prompt, seed, steps or None for the checkpoint's default)
 @functools.cache
 def shipped_videos() -> dict[str, np.ndarray]:
     pipe = Pipeline.from_pretrained()
-    return {name: pipe(prompt, seed=seed, steps=steps).frames for name, (prompt, seed, steps) in VIDEOS.items()}
+    return {name: pipe(prompt, SamplingOptions(steps=steps, seed=seed)).frames for name, (prompt, seed, steps) in VIDEOS.items()}
 
 
 def losses(run_dir: Path) -> list[float]:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kinema.pipeline import Pipeline, default_checkpoint
+from kinema.pipeline import Pipeline
+from kinema.pipeline_folder import default_checkpoint
 from kinema.toyworld.adherence import eval_cases, evaluate
 from kinema.toyworld.scene import WorldConfig
 

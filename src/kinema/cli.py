@@ -18,6 +18,7 @@ from kinema.data import cli as data_cli
 from kinema import generate_cli
 from kinema.train import cli as train_cli
 from kinema.toyworld import cli as toyworld_cli
+from kinema.toyworld import eval_cli
 from kinema.serve import cli as serve_cli
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate_cli.register(sub)
     train_cli.register(sub)
     toyworld_cli.register(sub)
+    eval_cli.register(sub)
     serve_cli.register(sub)
     return parser
 

@@ -4,6 +4,8 @@
     ...
     job.close()
 
+`check_device` turns a `--device` argument into a device this machine has, or one sentence why not.
+
 Both generation (`kinema generate` under torchrun shares each video's tokens over the ranks, Ulysses
 sequence parallelism) and training (`kinema.train.distributed` adds data parallelism and sharded
 checkpoints on top) start here. Ranks r = d·S + s: data-parallel shard d (of W/S), position s in a
@@ -20,6 +22,29 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+
+def check_device(name: str) -> torch.device:
+    """The torch device `name` ("cpu", "cuda", "cuda:1", "mps"), checked to exist on this machine.
+
+    Raises:
+        ValueError: one sentence saying why `name` cannot be used (e.g. a CPU-only build of torch).
+    """
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r} is not a torch device; use e.g. cpu, cuda or cuda:1") from None
+    if device.type == "cuda":
+        if torch.version.cuda is None:
+            raise ValueError(f"device {name!r} needs a CUDA build of torch, and this one ({torch.__version__}) "
+                             "is CPU-only; use cpu")
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} needs a CUDA GPU, and torch sees none on this machine; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} needs Apple's Metal (MPS), which this machine's torch does not have; use cpu")
+    return device
 
 
 def launched_by_torchrun() -> bool:

@@ -1,8 +1,15 @@
-"""`kinema generate`: a prompt in, an mp4 and a contact-sheet PNG out."""
+"""`kinema generate`: a prompt in, an mp4 and a contact-sheet PNG out.
+
+The sampling flags become one `SamplingOptions` (validated when it is made); under torchrun the
+processes join through `kinema.distributed` and share each video's tokens. Nothing here imports
+`kinema.train`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,30 +40,52 @@ def run_generate(args: argparse.Namespace) -> int:
 
     import torch
 
+    from kinema.distributed import check_device, join_torchrun, torchrun_world_size
+    from kinema.errors import UsageError
     from kinema.models.parallel import enable_sequence_parallel
+    from kinema.options import SamplingOptions
     from kinema.pipeline import Pipeline
-    from kinema.distributed import join_torchrun, torchrun_world_size
 
+    options = SamplingOptions(  # a value out of range is a ValueError: `kinema` prints its one sentence
+        steps=args.steps, shift=args.shift, cfg_scale=args.cfg_scale, guidance=args.guidance, frames=args.frames,
+        height=args.height, width=args.width, seed=args.seed, negative_prompt=args.negative_prompt,
+    )
     # Under torchrun every process holds a share of each video's tokens (Ulysses sequence parallelism).
-    parallel = join_torchrun(sequence=torchrun_world_size())
-    device = parallel.device if parallel.distributed else args.device
-    dtype = torch.bfloat16 if str(device).startswith("cuda") else None
+    job = join_torchrun(sequence=torchrun_world_size())
+    if job.distributed:
+        device = job.device
+    else:
+        try:
+            device = check_device(args.device)
+        except ValueError as e:
+            raise UsageError(f"--device {args.device}: {e}") from None
+    dtype = torch.bfloat16 if device.type == "cuda" else None
     start = time.perf_counter()
     pipe = Pipeline.from_pretrained(args.checkpoint, device=device, dtype=dtype)
-    if parallel.distributed:
-        enable_sequence_parallel(pipe.dit, parallel.sp_group)
+    if job.distributed:
+        enable_sequence_parallel(pipe.dit, job.sp_group)
     loaded = time.perf_counter()
-    video = pipe(
-        args.prompt, seed=args.seed, negative_prompt=args.negative_prompt, steps=args.steps, shift=args.shift,
-        cfg_scale=args.cfg_scale, guidance=args.guidance, frames=args.frames, height=args.height,
-        width=args.width, progress=parallel.is_main,
-    )
+    video = pipe(args.prompt, options, progress=job.is_main)
     done = time.perf_counter()
-    parallel.close()
-    if not parallel.is_main:
+    job.close()
+    if not job.is_main:
         return 0  # every rank holds the same video; rank 0 writes it
     mp4, png = video.save(args.output)
     t, h, w = video.frames.shape[:3]
     print(f"wrote {mp4} ({t} frames, {w}×{h}, {video.fps:g} fps) and preview {png}")
-    print(f"load {loaded - start:.1f} s, generate {done - loaded:.1f} s")
+    total = _seconds_since_process_start()
+    print(f"load {loaded - start:.1f} s, generate {done - loaded:.1f} s"
+          + (f", total {total:.1f} s (process start to saved video)" if total is not None else ""))
     return 0
+
+
+def _seconds_since_process_start() -> float | None:
+    """Wall-clock seconds since this process started (Python's start and the imports included), from
+    Linux's /proc; None elsewhere."""
+    try:
+        # /proc/self/stat field 22 is the start time in clock ticks after boot; the name (field 2) may hold spaces.
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))

@@ -9,14 +9,15 @@ import torch
 from kinema.cli import main
 from kinema.flow.path import interpolate, velocity_target
 from kinema.models import DiTConfig, VAEConfig, build_dit, build_vae
-from kinema.pipeline import Pipeline, save_pipeline
+from kinema.options import SamplingDefaults
+from kinema.pipeline import Pipeline
+from kinema.pipeline_folder import PipelineSpec, save_pipeline
 from kinema.toyworld.captions import parse_prompt, scene_prompt
 from kinema.toyworld.judge import ATTRIBUTES
 from kinema.toyworld.render import render_batch
 from kinema.toyworld.scene import WorldConfig, sample_scenes
 from kinema.toyworld.sensitivity import SensitivityReport, counterfactual, text_sensitivity
 from kinema.train.data import to_model_range
-from kinema.train.dit import SamplingDefaults
 
 WORLD = WorldConfig(height=32, width=32, frames=5)
 
@@ -54,7 +55,7 @@ def folder(tmp_path_factory):
     vae = build_vae(VAEConfig(latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
                               norm_num_groups=4, scaling_factor=0.7))
     defaults = SamplingDefaults(steps=2, frames=5, height=32, width=32)
-    return save_pipeline(tmp_path_factory.mktemp("pipe") / "tiny", dit, vae, "minilm", defaults)
+    return save_pipeline(tmp_path_factory.mktemp("pipe") / "tiny", dit, vae, PipelineSpec("minilm", defaults))
 
 
 def test_report_is_the_loss_of_each_prompt_on_the_same_latents_and_noise(folder):

@@ -17,11 +17,11 @@ from kinema.toyworld.adherence import (
     eval_cases,
     evaluate,
     ground_truth_generator,
-    write_report,
 )
 from kinema.media import read_video
 from kinema.toyworld.dataset import read_truths, render_dataset
 from kinema.toyworld.render import render
+from kinema.toyworld.report import write_adherence_report
 from kinema.toyworld.scene import WorldConfig, scene_for
 
 
@@ -73,7 +73,7 @@ def test_adherence_of_a_rendered_dataset_is_perfect(dataset, tmp_path):
     cases, generate = dataset_cases(dataset)
     report = evaluate(generate, cases)
     assert report.accuracy() == {"color": 1.0, "shape": 1.0, "motion": 1.0, "camera": 1.0}
-    summary, sheet = write_report(report, tmp_path)
+    summary, sheet = write_adherence_report(report, tmp_path)
     assert json.loads(summary.read_text())["accuracy"]["shape"] == 1.0
     assert Image.open(sheet).size[0] >= 5 * 64
 
@@ -132,8 +132,8 @@ def test_cli_eval_generates_with_a_pipeline_checkpoint(tmp_path, monkeypatch, ca
     import torch
 
     from kinema.models import DiTConfig, VAEConfig, build_dit, build_vae
-    from kinema.pipeline import save_pipeline
-    from kinema.train.dit import SamplingDefaults
+    from kinema.options import SamplingDefaults
+    from kinema.pipeline_folder import PipelineSpec, save_pipeline
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     torch.manual_seed(0)
@@ -143,7 +143,7 @@ def test_cli_eval_generates_with_a_pipeline_checkpoint(tmp_path, monkeypatch, ca
     ))
     vae = build_vae(VAEConfig(latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
                               norm_num_groups=4, scaling_factor=1.0))
-    save_pipeline(tmp_path / "pipe", dit, vae, "minilm", SamplingDefaults(steps=2, frames=5, height=32, width=32))
+    save_pipeline(tmp_path / "pipe", dit, vae, PipelineSpec("minilm", SamplingDefaults(steps=2, frames=5, height=32, width=32)))
     argv = ["eval", "adherence", "--checkpoint", str(tmp_path / "pipe"), "-n", "2", "--size", "32", "--frames", "5",
             "--steps", "2", "--out", str(tmp_path / "rep")]
     assert main(argv) == 0

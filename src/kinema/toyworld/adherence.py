@@ -2,29 +2,31 @@
 
 Any text-to-video system is a `Generator`, a callable `generate(prompt, seed) -> (T, H, W, 3) uint8`.
 `evaluate` runs it over `EvalCase`s (prompt, seed, ground truth), judges every video with
-`judge.judge`, and returns an `AdherenceReport` with a text table and a contact sheet.
+`judge.judge`, and returns an `AdherenceReport` (a text table; `kinema.toyworld.report` writes it with a
+contact sheet). `sweep_point` does the same for a `kinema.Pipeline` at one `SamplingOptions`, with latency.
 `ground_truth_generator` renders exactly what a prompt asks, so its report is the judge's own
 accuracy on perfect videos (it must be ~100%).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from kinema.caption.schema import caption_to_prompt
 from kinema.toyworld.captions import PromptSpec, parse_prompt, scene_prompt
 from kinema.toyworld.judge import ATTRIBUTES, JudgeConfig, Verdict, accuracy, judge
 from kinema.toyworld.render import render
 from kinema.toyworld.scene import SceneTruth, Split, WorldConfig, sample_scenes, scene_for
+
+if TYPE_CHECKING:
+    from kinema.options import SamplingOptions
+    from kinema.pipeline import Pipeline
 
 Generator = Callable[[str, int], np.ndarray]
 
@@ -171,13 +173,11 @@ def evaluate(
     return report
 
 
-def sweep_point(
-    pipe: object, cases: Sequence[EvalCase], steps: int, shift: float | None = None,
-    cfg_scale: float | None = None, guidance: float | None = None,
-) -> dict:
+def sweep_point(pipe: Pipeline, cases: Sequence[EvalCase], options: SamplingOptions) -> dict:
     """Adherence of a `kinema.Pipeline` at one sampling setting, with the median latency per video.
 
-    Options left None take the checkpoint's defaults; the returned row names what was used.
+    Each case's seed replaces `options.seed`; unset options take the checkpoint's defaults, and the
+    returned row names the steps and shift used.
     """
     import statistics
     import time
@@ -186,75 +186,10 @@ def sweep_point(
 
     def generate(prompt: str, seed: int) -> np.ndarray:
         start = time.perf_counter()
-        video = pipe(prompt, seed=seed, steps=steps, shift=shift, cfg_scale=cfg_scale, guidance=guidance)
+        video = pipe(prompt, options, seed=seed)
         latencies.append(time.perf_counter() - start)
         return video.frames
 
     accuracy = evaluate(generate, cases, keep_videos=0).accuracy()
-    d = pipe.defaults
-    return {
-        "steps": steps, "shift": shift if shift is not None else d.shift_for(steps),
-        "latency_s": statistics.median(latencies), **accuracy,
-    }
-
-
-def contact_sheet(
-    videos: Sequence[np.ndarray], labels: Sequence[str], path: str | os.PathLike, columns: int = 5, zoom: int = 2
-) -> Path:
-    """Write a PNG with one row per video: a label line above `columns` evenly spaced frames.
-
-    Args:
-        videos: (T, H, W, 3) uint8 arrays (sizes may differ).
-        labels: one line of text per video.
-        path: output PNG (written atomically).
-        columns: frames shown per video.
-        zoom: nearest-neighbour magnification of the frames.
-    """
-    if not videos:
-        raise ValueError("a contact sheet needs at least one video")
-    rows = []
-    for video, label in zip(videos, labels):
-        idx = np.linspace(0, len(video) - 1, min(columns, len(video))).round().astype(int)
-        strip = np.concatenate([np.pad(video[k], ((0, 0), (0, 2), (0, 0)), constant_values=255) for k in idx], 1)
-        image = Image.fromarray(strip).resize((strip.shape[1] * zoom, strip.shape[0] * zoom), Image.NEAREST)
-        canvas = Image.new("RGB", (image.width, image.height + 14), "white")
-        canvas.paste(image, (0, 14))
-        ImageDraw.Draw(canvas).text((2, 1), label, fill="black")
-        rows.append(canvas)
-    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height + 4 for r in rows)), "white")
-    y = 0
-    for r in rows:
-        sheet.paste(r, (0, y))
-        y += r.height + 4
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".png")
-    os.close(fd)
-    try:
-        sheet.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def verdict_label(case: EvalCase, verdict: Verdict, width: int = 90) -> str:
-    """'color+ shape- motion+ camera+ | a red circle moves to the right' (cut to `width` characters)."""
-    marks = " ".join(f"{a}{'+' if ok else '-' if ok is False else '?'}" for a, ok in verdict.scores().items())
-    text = f"{marks} | {case.prompt.split('.')[0]}"
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def write_report(report: AdherenceReport, out: str | os.PathLike) -> tuple[Path, Path]:
-    """Write `adherence.json` and `adherence.png` (contact sheet of the kept videos) into `out`."""
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    labels = [verdict_label(c, v) for c, v in zip(report.cases, report.verdicts)]
-    sheet = contact_sheet(report.videos, labels[: len(report.videos)], folder / "adherence.png")
-    summary = folder / "adherence.json"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".adherence-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(report.to_dict(), f, indent=1)
-    os.replace(tmp, summary)
-    return summary, sheet
+    used = pipe.resolve(options)
+    return {"steps": used.steps, "shift": used.shift, "latency_s": statistics.median(latencies), **accuracy}

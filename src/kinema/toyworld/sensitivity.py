@@ -7,7 +7,8 @@ on the clip's latents, with the same noise and the same t, rises by as much as t
 attribute at that noise level. The rise is reported as a share of the empty prompt's rise (what the
 whole prompt is worth there): 0% = the model ignores the words, 100% = they matter as much as the
 whole prompt. No sampling and no judge are involved: it separates what the DiT learned from how a
-sampler uses it.
+sampler uses it. The DiT is called through `Pipeline.velocity` (the conditional velocity, no guidance
+batching); `kinema.toyworld.report` writes the report.
 
     kinema eval sensitivity --checkpoint checkpoints/toy -n 48
 """
@@ -107,7 +108,6 @@ def text_sensitivity(
         seed: the noise, shared by every prompt kind.
         batch: clips per forward.
     """
-    from kinema.models.text import TextEmbedding
     from kinema.train.data import to_model_range
 
     if not scenes:
@@ -139,8 +139,7 @@ def text_sensitivity(
             total = 0.0
             for i in range(0, len(scenes), batch):
                 part = slice(i, i + batch)
-                sub = TextEmbedding(text.states[part], text.mask[part], text.pooled[part])
-                v = pipe.velocity(x_t[part], t_all[part], sub, pipe.defaults.guidance)
+                v = pipe.velocity(x_t[part], t_all[part], text[part], pipe.defaults.guidance)
                 total += torch.nn.functional.mse_loss(v.float(), target[part].float(), reduction="sum").item()
             loss[kind].append(total / target.numel())
     return SensitivityReport(tuple(float(t) for t in times), loss, len(scenes))
