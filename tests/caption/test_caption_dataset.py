@@ -28,7 +28,8 @@ def captions(folder) -> dict[int, Caption | None]:
 
 def test_offline_captions_kept_rows_and_merges_confident_camera_motion(dataset):
     summary = caption_dataset(dataset, OfflineCaptioner(), QUIET)
-    assert (summary.todo, summary.captioned, summary.failed, summary.skipped) == (3, 3, 0, 2)
+    assert (summary.rows, summary.todo, summary.captioned, summary.failed) == (5, 3, 3, 0)
+    assert (summary.rejected, summary.unreadable, summary.already_captioned, summary.over_limit) == (1, 1, 0, 0)
     got = captions(dataset)
     assert got[3] is None and got[4] is None  # rejected by curation / curation error: left alone
     assert got[0].camera_motion is not None and got[0].camera_motion.type == "pan left"
@@ -59,11 +60,23 @@ def test_rerun_skips_captioned_rows_and_retries_failed_ones(dataset):
     assert after[ERROR_COLUMN].iloc[1] == ""
 
 
-def test_cli_offline(dataset, capsys):
+def test_cli_offline_summary_counts_every_row_once(dataset, capsys):
+    # 5 rows: 2 kept clips and a kept image to caption, a clip curation rejected, a row it could not read.
+    assert main(["caption", str(dataset), "--no-progress", "--limit", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "rows: 5, 2 to caption; left alone: 1 rejected by curation, 1 unreadable, 1 past --limit",
+        "captioned 2 of the 2 (0 failed)",
+    ]
     assert main(["caption", str(dataset), "--no-progress"]) == 0
-    assert "captioned 3 of 3 rows" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "rows: 5, 1 to caption; left alone: 2 already captioned, 1 rejected by curation, 1 unreadable",
+        "captioned 1 of the 1 (0 failed)",
+    ]
     assert main(["caption", str(dataset), "--no-progress"]) == 0
-    assert "captioned 0 of 0 rows" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "rows: 5, 0 to caption; left alone: 3 already captioned, 1 rejected by curation, 1 unreadable",
+        "nothing to caption",
+    ]
 
 
 def test_cli_reports_a_missing_manifest(tmp_path, capsys):
@@ -90,7 +103,7 @@ def test_minimax_backend_retries_invalid_json_then_writes_captions(dataset, mini
     assert main(["caption", str(dataset), "--backend", "minimax", "--concurrency", "1", "--no-progress",
                  "--usd-per-mtok-input", "0.2", "--usd-per-mtok-output", "1.1"]) == 0
     out = capsys.readouterr().out
-    assert "captioned 3 of 3 rows" in out and "4 model replies" in out and "estimated cost: $" in out
+    assert "captioned 3 of the 3 (0 failed)" in out and "4 model replies" in out and "estimated cost: $" in out
     got = captions(dataset)
     assert got[0].style == "animation" and got[0].camera_motion.type == "pan left"
     calls = fake.calls("/v1/text/chatcompletion_v2")
@@ -107,7 +120,7 @@ def test_minimax_schema_violations_fail_rows_not_the_run(dataset, minimax_env, c
     minimax_env.behavior.chat_replies = [json.dumps({**VALID, "camera": "pan"})]
     assert main(["caption", str(dataset), "--backend", "minimax", "--max-attempts", "2", "--no-progress"]) == 1
     out = capsys.readouterr().out
-    assert "captioned 0 of 3 rows (3 failed" in out and "field 'camera' is not allowed" in out
+    assert "captioned 0 of the 3 (3 failed)" in out and "field 'camera' is not allowed" in out
     df = read_manifest(dataset)
     assert (df["caption"] == "").all() and df[ERROR_COLUMN].str.contains("after 2 replies").sum() == 3
 

@@ -173,7 +173,7 @@ def test_variable_frame_rate_clips_use_timestamps(tmp_path):
 def test_cli_exit_codes_and_stats(dataset, videos, tmp_path, capsys):
     assert main(["dataset", "stats", str(dataset)]) == 0
     out = capsys.readouterr().out
-    assert "rejections" in out and "stage 0" in out and "buckets" in out
+    assert "rejected video clips by reason" in out and "stage 0" in out and "buckets of the" in out
     assert main(["dataset", "report", str(dataset), "--out", str(tmp_path / "r.html")]) == 0
     page = (tmp_path / "r.html").read_text()
     assert "data:image/jpeg;base64," in page and "<svg" in page
@@ -184,7 +184,7 @@ def test_cli_exit_codes_and_stats(dataset, videos, tmp_path, capsys):
     assert main(["curate", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
 
 
-def test_relative_inputs_give_paths_that_resolve_from_any_directory(tmp_path, monkeypatch):
+def test_relative_inputs_give_paths_that_resolve_from_any_directory(tmp_path, monkeypatch, capsys):
     work = tmp_path / "work"
     (work / "raw").mkdir(parents=True)
     (work / "ds" / "media").mkdir(parents=True)
@@ -204,6 +204,12 @@ def test_relative_inputs_give_paths_that_resolve_from_any_directory(tmp_path, mo
     assert set(videos["source"]) == {str(work / "raw" / "outside.mp4"), str(work / "ds" / "media" / "inside.mp4")}
     assert (df["kind"] == "image").any()
     assert all(media_path(work / "ds", p).is_file() for p in df["path"])
+    # The printed summary counts the manifest's rows the way `kinema dataset stats` does.
+    kept = int((videos["stage"] >= 0).sum())
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "videos: 2 (0 unreadable, 0 done by an earlier run)",
+        f"video clips: {len(videos)} (kept {kept}, rejected {len(videos) - kept}), images: {int((df['kind'] == 'image').sum())}",
+    ]
 
 
 def test_relative_entries_of_a_list_file_are_read_against_its_folder(tmp_path, monkeypatch):

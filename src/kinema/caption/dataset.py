@@ -82,13 +82,18 @@ class CaptionRunConfig:
 
 @dataclass
 class CaptionSummary:
-    """What a run did.
+    """What a run did. Every manifest row is counted once: `rows` = `todo` + `unreadable` + `rejected`
+    + `already_captioned` + `over_limit`, and `todo` = `captioned` + `failed`.
 
     Attributes:
+        rows: rows in the manifest.
         todo: rows selected for captioning.
-        captioned: rows that got a caption.
-        failed: rows whose captioning failed (see `errors` and the `caption_error` column).
-        skipped: rows not selected (already captioned, rejected by curation, or with an error).
+        captioned: selected rows that got a caption.
+        failed: selected rows whose captioning failed (see `errors` and the `caption_error` column).
+        unreadable: rows left alone because curation could not read them (an `error`).
+        rejected: rows left alone because curation rejected them (stage -1).
+        already_captioned: kept rows left alone because they have a caption (without `--recaption`).
+        over_limit: kept rows left for a later run by `--limit`.
         replies: chat replies received (more than `captioned` when invalid replies were retried).
         with_camera: captions that received the classifier's camera motion.
         usage: tokens spent.
@@ -96,10 +101,14 @@ class CaptionSummary:
         errors: (row id, message) of the first failures.
     """
 
+    rows: int = 0
     todo: int = 0
     captioned: int = 0
     failed: int = 0
-    skipped: int = 0
+    unreadable: int = 0
+    rejected: int = 0
+    already_captioned: int = 0
+    over_limit: int = 0
     replies: int = 0
     with_camera: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -113,8 +122,12 @@ class CaptionSummary:
 
     def lines(self) -> list[str]:
         """A human summary, one fact per line."""
+        left = [f"{n} {why}" for n, why in ((self.already_captioned, "already captioned"),
+                                            (self.rejected, "rejected by curation"),
+                                            (self.unreadable, "unreadable"), (self.over_limit, "past --limit")) if n]
         out = [
-            f"captioned {self.captioned} of {self.todo} rows ({self.failed} failed, {self.skipped} skipped)",
+            f"rows: {self.rows}, {self.todo} to caption" + (f"; left alone: {', '.join(left)}" if left else ""),
+            f"captioned {self.captioned} of the {self.todo} ({self.failed} failed)" if self.todo else "nothing to caption",
             f"camera motion merged into {self.with_camera} captions",
         ]
         if self.replies:
@@ -128,11 +141,22 @@ class CaptionSummary:
 
 def rows_to_caption(df: pd.DataFrame, config: CaptionRunConfig) -> list[int]:
     """Indices of rows to caption: kept by curation (stage >= 0), without an error, not yet captioned."""
-    mask = (df["stage"] >= 0) & (df["error"] == "")
-    if not config.recaption:
-        mask &= df["caption"] == ""
-    rows = list(df.index[mask])
-    return rows if config.limit is None else rows[: config.limit]
+    return _select(df, config)[0]
+
+
+def _select(df: pd.DataFrame, config: CaptionRunConfig) -> tuple[list[int], CaptionSummary]:
+    """The rows to caption, and a summary that counts every other row once, by its first reason."""
+    unreadable = df["error"] != ""
+    rejected = ~unreadable & (df["stage"] < 0)
+    kept = ~unreadable & ~rejected
+    captioned = kept & (df["caption"] != "") if not config.recaption else kept & False
+    candidates = list(df.index[kept & ~captioned])
+    rows = candidates if config.limit is None else candidates[: config.limit]
+    summary = CaptionSummary(
+        rows=len(df), todo=len(rows), unreadable=int(unreadable.sum()), rejected=int(rejected.sum()),
+        already_captioned=int(captioned.sum()), over_limit=len(candidates) - len(rows),
+    )
+    return rows, summary
 
 
 def load_item(dataset: Path, row: Mapping[str, object], config: CaptionRunConfig) -> MediaItem:
@@ -182,8 +206,7 @@ def caption_dataset(dataset: str | Path, captioner: Captioner, config: CaptionRu
     if ERROR_COLUMN not in df.columns:
         df[ERROR_COLUMN] = ""
     df[ERROR_COLUMN] = df[ERROR_COLUMN].fillna("").astype("string")
-    todo = rows_to_caption(df, config)
-    summary = CaptionSummary(todo=len(todo), skipped=len(df) - len(todo))
+    todo, summary = _select(df, config)
     if not todo:
         return summary
 

@@ -16,8 +16,9 @@ def _curate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     summary = curate(args.inputs, args.out, config, workers=args.workers, ray_address=args.ray,
                      write_images=not args.no_images, progress=False if args.no_progress else None)
-    print(f"videos: {summary.videos} (resumed past {summary.skipped}), failed: {summary.failed}, "
-          f"clips: {summary.clips}, kept: {summary.kept}")
+    print(f"videos: {summary.videos} ({summary.failed} unreadable, {summary.skipped} done by an earlier run)")
+    print(f"video clips: {summary.clips} (kept {summary.kept}, rejected {summary.clips - summary.kept}), "
+          f"images: {summary.images}")
     print(f"manifest: {summary.manifest}")
     # Non-zero only when nothing could be processed at all.
     return 1 if summary.failed == summary.videos else 0

@@ -41,13 +41,14 @@ PARTS_DIR = ".parts"
 
 @dataclass(frozen=True)
 class CurateSummary:
-    """What a run did."""
+    """What a run did, counted as `kinema dataset stats` counts the manifest."""
 
-    videos: int
-    skipped: int  # already done by an earlier, interrupted run
-    failed: int  # videos that became an error row
-    clips: int
-    kept: int  # clips in at least stage 0
+    videos: int  # input files
+    skipped: int  # input files already done by an earlier, interrupted run
+    failed: int  # input files that could not be read (each became an error row)
+    clips: int  # video clips cut from the readable files
+    kept: int  # of those clips, the ones in at least stage 0
+    images: int  # image rows taken from the kept clips
     manifest: Path
 
 
@@ -350,6 +351,7 @@ def curate(
         skipped=len(sources) - len(todo),
         failed=int(videos.loc[videos["error"] != "", "source"].nunique()),
         clips=int(((videos["error"] == "")).sum()),
-        kept=int((videos["stage"] >= 0).sum()),
+        kept=int(((videos["stage"] >= 0) & (videos["error"] == "")).sum()),
+        images=int((df["kind"] == "image").sum()),
         manifest=path,
     )

@@ -19,44 +19,65 @@ SCORE_COLUMNS = ("aesthetic_score", "sharpness", "motion_speed", "text_area", "w
                  "brightness", "noise", "camera_confidence")
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def stats_table(df: pd.DataFrame) -> str:
-    """A plain-text summary: rows by kind, kept/rejected by reason per stage, buckets, camera classes."""
+    """A plain-text summary of a manifest; every count says what it counts, and the parts add up.
+
+    A row is a video clip, an image, or an unreadable video (kind "video" with an `error`). Kept means
+    stage >= 0, rejected stage -1. The clip lines, the rejection reasons, the per-stage table and the
+    bucket table all count the same rows the same way.
+    """
     lines: list[str] = []
-    videos = df[df["kind"] == "video"]
-    lines.append(f"rows: {len(df)}  (video clips: {len(videos)}, images: {int((df['kind'] == 'image').sum())})")
-    lines.append(f"errors: {int((videos['error'] != '').sum())}  kept (stage >= 0): {int((videos['stage'] >= 0).sum())}")
-    lines.append("")
-    lines.append("rejections (stage -1) by reason:")
-    for reason, n in videos.loc[videos["stage"] < 0, "reject_reason"].value_counts().sort_index().items():
-        lines.append(f"  {reason:<14} {n:>7}")
-    if "stage_reasons" in videos:
+    unreadable = df[(df["kind"] == "video") & (df["error"] != "")]
+    clips = df[(df["kind"] == "video") & (df["error"] == "")]
+    images = df[df["kind"] == "image"]
+    kept = df[(df["stage"] >= 0) & (df["error"] == "")]
+    rejected = clips[clips["stage"] < 0]
+    lines.append(f"rows: {len(df)}")
+    lines.append(f"  video clips:       {len(clips):>6}  (kept {int((clips['stage'] >= 0).sum())}, rejected {len(rejected)})")
+    lines.append(f"  images:            {len(images):>6}  (kept {int((images['stage'] >= 0).sum())}, "
+                 f"rejected {int((images['stage'] < 0).sum())})")
+    lines.append(f"  unreadable videos: {len(unreadable):>6}  (rows with an error)")
+    if len(rejected):
         lines.append("")
-        lines.append("per stage: kept / rejected by the stage's first failing check")
-        measured = videos[videos["reject_reason"].isin(["", "duplicate"]) | (videos["stage"] >= 0)]
+        lines.append(f"rejected video clips by reason ({len(rejected)}):")
+        for reason, n in rejected["reject_reason"].value_counts().sort_index().items():
+            lines.append(f"  {reason or '-':<14} {n:>7}")
+    if "stage_reasons" in clips:
+        measured = clips[clips["reject_reason"].isin(["", "duplicate"]) | (clips["stage"] >= 0)]
         reasons = [json.loads(r) if r else [] for r in measured["stage_reasons"].fillna("[]")]
         dup = (measured["reject_reason"] == "duplicate").to_numpy()
         stages = max((len(r) for r in reasons), default=0)
+        if stages:
+            lines.append("")
+            lines.append(f"per stage, the {_count(len(measured), 'clip', 'clips')} past the filters: kept / rejected "
+                         "by the stage's first failing check")
         for k in range(stages):
             counts: dict[str, int] = {}
-            kept = 0
+            passed = 0
             for r, d in zip(reasons, dup):
                 reason = "duplicate" if d else (r[k] if k < len(r) else "")
                 if reason:
                     counts[reason] = counts.get(reason, 0) + 1
                 else:
-                    kept += 1
+                    passed += 1
             detail = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
-            lines.append(f"  stage {k}: kept {kept:>6}  rejected {sum(counts.values()):>6}  ({detail})")
-    kept = df[df["stage"] >= 0]
+            lines.append(f"  stage {k}: kept {passed:>6}  rejected {sum(counts.values()):>6}  ({detail})")
     if len(kept):
         lines.append("")
-        lines.append("buckets (kept rows):")
+        kinds = ", ".join(_count(int((kept["kind"] == kind).sum()), one, many)
+                          for kind, one, many in (("video", "clip", "clips"), ("image", "image", "images")))
+        lines.append(f"buckets of the {len(kept)} kept rows ({kinds}):")
         for bucket, n in kept.groupby(["kind", "bucket"]).size().items():
             lines.append(f"  {bucket[0]:<6} {bucket[1] or '-':<12} {n:>7}")
-    if "camera_motion" in videos and videos["camera_motion"].notna().any():
+    if "camera_motion" in clips and clips["camera_motion"].notna().any():
+        motions = clips["camera_motion"].dropna()
         lines.append("")
-        lines.append("camera motion (measured clips):")
-        for name, n in videos["camera_motion"].dropna().value_counts().items():
+        lines.append(f"camera motion ({_count(len(motions), 'measured clip', 'measured clips')}):")
+        for name, n in motions.value_counts().sort_index().sort_values(ascending=False, kind="stable").items():
             lines.append(f"  {name:<14} {n:>7}")
     return "\n".join(lines)
 
