@@ -1,10 +1,26 @@
-"""Aspect-ratio x frame-count buckets for training batches (e.g. "16:9x65")."""
+"""Buckets: the sizes clips are grouped by, named one way everywhere, height before width.
+
+Two kinds of name:
+- `bucket_name(height, width, frames)`: an exact training size in pixels, "HxWxF" (e.g. "32x48x1"). The
+  trainers' latent cache keys its latents by it (kinema.train.latent_cache) and the toy world's manifest
+  rows carry it.
+- `aspect_frame_bucket(height, width, frames, config)`: curation's coarse group, the nearest configured
+  aspect ratio × the largest configured frame count that fits (e.g. "16:9x129"), for real footage of
+  any size.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from kinema.data.config import BucketConfig
+if TYPE_CHECKING:
+    from kinema.data.config import BucketConfig
+
+
+def bucket_name(height: int, width: int, frames: int) -> str:
+    """"HxWxF": the name of an exact training size (frames 1: images)."""
+    return f"{height}x{width}x{frames}"
 
 
 def _ratio(name: str) -> float:
@@ -12,10 +28,10 @@ def _ratio(name: str) -> float:
     return float(w) / float(h)
 
 
-def aspect_bucket(width: float, height: float, config: BucketConfig) -> str:
-    """The configured aspect ratio nearest to width/height (in log space)."""
+def aspect_bucket(height: float, width: float, config: BucketConfig) -> str:
+    """The configured aspect ratio ("W:H") nearest to width/height (in log space)."""
     if width <= 0 or height <= 0:
-        raise ValueError(f"aspect_bucket needs a positive size, got {width}x{height}")
+        raise ValueError(f"aspect_bucket needs a positive size, got height {height}, width {width}")
     r = math.log(width / height)
     return min(config.aspect_ratios, key=lambda name: abs(math.log(_ratio(name)) - r))
 
@@ -26,7 +42,7 @@ def frame_bucket(frames: int, config: BucketConfig) -> int:
     return max(fitting) if fitting else 0
 
 
-def bucket_name(width: float, height: float, frames: int, config: BucketConfig) -> str:
+def aspect_frame_bucket(height: float, width: float, frames: int, config: BucketConfig) -> str:
     """"<aspect>x<frames>", or "" when the clip has fewer frames than the smallest bucket."""
     count = frame_bucket(frames, config)
-    return f"{aspect_bucket(width, height, config)}x{count}" if count else ""
+    return f"{aspect_bucket(height, width, config)}x{count}" if count else ""
