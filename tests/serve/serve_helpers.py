@@ -24,8 +24,8 @@ def build_tiny_pipeline(folder: Path) -> Path:
     import torch
 
     from kinema.models import DiTConfig, VAEConfig, build_dit, build_vae
-    from kinema.pipeline import save_pipeline
-    from kinema.train.dit import SamplingDefaults
+    from kinema.options import SamplingDefaults
+    from kinema.pipeline_folder import PipelineSpec, save_pipeline
 
     torch.manual_seed(0)
     dit = build_dit(DiTConfig(
@@ -35,7 +35,7 @@ def build_tiny_pipeline(folder: Path) -> Path:
     vae = build_vae(VAEConfig(latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
                               norm_num_groups=4, scaling_factor=1.0))
     defaults = SamplingDefaults(steps=TINY_STEPS, frames=TINY_FRAMES, height=TINY_SIDE, width=TINY_SIDE)
-    return save_pipeline(folder, dit, vae, "minilm", defaults)
+    return save_pipeline(folder, dit, vae, PipelineSpec("minilm", defaults))
 
 
 class ServiceProcess:

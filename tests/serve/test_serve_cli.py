@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from kinema.cli import main
+from kinema.options import SamplingOptions
 from kinema.serve.config import ServeConfig
 from kinema.serve.service import DataDirBusy, Service
-from kinema.serve.store import GenerationParams
 
 
 def test_cli_refuses_open_service_off_loopback(tiny_pipeline: Path, tmp_path: Path, capsys) -> None:
@@ -43,13 +43,13 @@ def test_start_up_recovers_tasks_and_removes_debris(tiny_pipeline: Path, tmp_pat
     config = ServeConfig(checkpoint=tiny_pipeline, data_dir=tmp_path / "data", workers=0)
     service = Service.open(config)
     store = service.store
-    store.create(owner="o", model="kinema", prompt="done", params=GenerationParams(seed=1), callback_url=None,
+    store.create(owner="o", model="kinema", prompt="done", params=SamplingOptions(seed=1), callback_url=None,
                  max_queue=10)
     (config.files_dir / "1-kept.mp4").write_bytes(b"mp4")
     assert store.complete(store.claim("worker-0.1", os.getpid()), "files/1-kept.mp4", 3, 1, 1)
     (config.files_dir / ".2-x.mp4").write_bytes(b"half")  # a write killed halfway
     (config.files_dir / "2-orphan.mp4").write_bytes(b"unrecorded")  # written, never recorded
-    running = store.create(owner="o", model="kinema", prompt="running", params=GenerationParams(seed=2),
+    running = store.create(owner="o", model="kinema", prompt="running", params=SamplingOptions(seed=2),
                            callback_url=None, max_queue=10)
     store.claim("worker-0.1", os.getpid())
     # The service dies here without cleaning up: only what the kernel releases is released.
@@ -71,7 +71,7 @@ def test_retention_deletes_old_outputs(tiny_pipeline: Path, tmp_path: Path) -> N
     try:
         store = service.store
         for name in ("old", "new"):
-            store.create(owner="o", model="kinema", prompt=name, params=GenerationParams(seed=1), callback_url=None,
+            store.create(owner="o", model="kinema", prompt=name, params=SamplingOptions(seed=1), callback_url=None,
                          max_queue=10)
             claim = store.claim("w", 1)
             (config.files_dir / f"{name}.mp4").write_bytes(b"mp4")

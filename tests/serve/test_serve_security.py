@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from serve_helpers import TINY_FRAMES, TINY_SIDE
 from starlette.datastructures import Headers
 
+from kinema.options import SamplingDefaults
 from kinema.serve.config import ServeConfig, ServedModel
 from kinema.serve.params import InvalidParams, generation_params
 from kinema.serve.protocol import VideoGenerationRequest
@@ -51,7 +56,7 @@ def test_url_signatures(tmp_path: Path) -> None:
     assert UrlSigner(b"another secret!!!", clock=lambda: 0.0).check(42, str(sig.expires), sig.signature) is not None
 
 
-MODEL = ServedModel(name="kinema-tiny", steps=2, frames=TINY_FRAMES, height=TINY_SIDE, width=TINY_SIDE, fps=8.0)
+MODEL = ServedModel("kinema-tiny", SamplingDefaults(steps=2, frames=TINY_FRAMES, height=TINY_SIDE, width=TINY_SIDE))
 
 
 def request(**fields: object) -> VideoGenerationRequest:
@@ -98,7 +103,23 @@ def test_config_refuses_an_open_service_off_loopback(tmp_path: Path) -> None:
 
 def test_served_model_reads_units_without_loading_weights(tiny_pipeline: Path) -> None:
     model = ServedModel.from_folder(tiny_pipeline)
-    assert (model.name, model.steps, model.frames, model.width) == ("kinema-tiny", 2, TINY_FRAMES, TINY_SIDE)
+    d = model.defaults
+    assert (model.name, d.steps, d.frames, d.width) == ("kinema-tiny", 2, TINY_FRAMES, TINY_SIDE)
     assert (model.frame_unit, model.pixel_unit) == (4, 16)
     with pytest.raises(FileNotFoundError, match="not a kinema pipeline folder"):
         ServedModel.from_folder(tiny_pipeline / "dit")
+
+
+def test_the_api_process_reads_the_model_without_torch(tiny_pipeline: Path, tmp_path: Path) -> None:
+    code = ("import sys; from kinema.serve.app import create_app; from kinema.serve.config import ServedModel; "
+            f"ServedModel.from_folder(__import__('pathlib').Path({str(tiny_pipeline)!r})); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    # pipeline.json goes through the typed loader: a wrong value is one error naming it.
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_pipeline, bad)
+    spec = json.loads((bad / "pipeline.json").read_text())
+    spec["defaults"]["steps"] = "many"
+    (bad / "pipeline.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="defaults.steps"):
+        ServedModel.from_folder(bad)

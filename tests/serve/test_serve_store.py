@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kinema.serve.store import GenerationParams, QueueFull, TaskStore, new_id
+from kinema.options import SamplingOptions
+from kinema.serve.store import QueueFull, TaskStore, new_id
 
 
 class Clock:
@@ -29,7 +30,7 @@ def store(tmp_path: Path, clock: Clock) -> TaskStore:
 
 
 def add(store: TaskStore, prompt: str = "a red circle", callback: str | None = None, max_queue: int = 100):
-    return store.create(owner="o", model="T2V-01", prompt=prompt, params=GenerationParams(seed=1),
+    return store.create(owner="o", model="T2V-01", prompt=prompt, params=SamplingOptions(seed=1),
                         callback_url=callback, max_queue=max_queue)
 
 
@@ -180,4 +181,4 @@ def test_store_survives_reopening(tmp_path: Path) -> None:
     task = add(first)
     first.close()
     again = TaskStore(tmp_path / "tasks.db")
-    assert again.get(task.task_id).params == GenerationParams(seed=1)
+    assert again.get(task.task_id).params == SamplingOptions(seed=1)

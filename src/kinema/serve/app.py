@@ -1,4 +1,6 @@
-"""The HTTP API: MiniMax's video generation protocol, served by kinema (MINIMAX_API.md §6.2).
+"""The HTTP API: MiniMax's video generation protocol, served by kinema.
+
+The protocol: https://platform.minimax.io/docs/api-reference/video-generation-intro.
 
     POST /v1/video_generation         create a task            -> {"task_id", "base_resp"}
     GET  /v1/query/video_generation   its status               -> {"task_id", "status", "file_id", ...}
@@ -75,7 +77,7 @@ class BodyTooLarge(Exception):
 
 
 class EdgeMiddleware:
-    """Adds a `Trace-Id` header to every response (MiniMax clients print it with errors, §1.4) and
+    """Adds a `Trace-Id` header to every response (MiniMax's MCP clients print it with every error) and
     refuses request bodies over MAX_BODY_BYTES before they are read into memory."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -282,9 +284,10 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/v1/kinema/info", response_model=ServiceInfo, tags=["kinema"])
     async def info() -> dict[str, object]:
         """The served model, its defaults, and whether API keys are required."""
+        d = model.defaults
         return {
-            "model": model.name, "auth_required": service.keys.required, "steps": model.steps,
-            "frames": model.frames, "width": model.width, "height": model.height, "fps": model.fps,
+            "model": model.name, "auth_required": service.keys.required, "steps": d.steps,
+            "frames": d.frames, "width": d.width, "height": d.height, "fps": d.fps,
             "workers": config.workers, "workers_running": len(service.pool.pids()), "queued": store.waiting_count(),
             "base_resp": base_resp(OK, "success"),
         }

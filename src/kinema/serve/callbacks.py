@@ -1,4 +1,6 @@
-"""Callbacks as MiniMax sends them (MINIMAX_API.md §2.4).
+"""Callbacks as MiniMax sends them.
+
+The protocol: the `callback_url` section of https://platform.minimax.io/docs/api-reference/video-generation-t2v.
 
 1. When a task with `callback_url` is created, the service POSTs `{"challenge": "<random>"}` and the
    receiver must answer `{"challenge": "<same>"}` within 3 s, or the task is not created.

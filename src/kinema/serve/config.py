@@ -2,8 +2,8 @@
 
 `ServeConfig` is built once at the edge (the CLI or a test) and validated there; every other part of
 the service takes it as is. `ServedModel` is what the API process knows about the model without
-loading it (no torch in the API process): its name, sampling defaults and the size units a request
-must respect, read from the pipeline folder's JSON files.
+loading it (no torch in the API process): its name, sampling defaults (`pipeline.json`, read through
+`kinema.pipeline_folder`) and the size units a request must respect (the dit/ and vae/ configs).
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from kinema.options import SamplingDefaults
+from kinema.pipeline_folder import read_pipeline_spec
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -32,12 +35,15 @@ class ServeConfig:
         worker_threads: torch threads per worker; None = the CPUs divided among the workers.
         max_queue: tasks waiting for a worker beyond which creates answer 1002.
         create_rpm: task creations per API key per minute beyond which creates answer 1002
-            (MiniMax's video limit is 5 RPM free, 20 RPM paid, MINIMAX_API.md §3.3).
+            (MiniMax's video limit is 5 RPM free, 20 RPM paid:
+            https://platform.minimaxi.com/docs/guides/rate-limits).
         query_rpm: queries, retrieves and listings per API key per minute.
         max_attempts: runs a task gets when its worker dies (crash, kill -9) before it ends in `Fail`.
-        url_ttl_s: lifetime of a signed download URL (MiniMax: 1 h, CN docs §2.3).
+        url_ttl_s: lifetime of a signed download URL (MiniMax: 1 h,
+            https://platform.minimaxi.com/docs/api-reference/video-generation-download).
         retention_s: finished tasks and their files are deleted this long after they finish.
-        callback_timeout_s: how long a callback receiver has to echo the challenge (MiniMax: 3 s, §2.4).
+        callback_timeout_s: how long a callback receiver has to echo the challenge (MiniMax: 3 s, the callback
+            section of https://platform.minimax.io/docs/api-reference/video-generation-t2v).
         callback_hosts: hosts `callback_url` may point at; None = any host.
         public_url: base of download URLs, e.g. "https://video.example.com" behind a proxy;
             None = the scheme and host the client used.
@@ -118,17 +124,13 @@ class ServedModel:
 
     Attributes:
         name: the served model's own name, `kinema-<folder name>`; MiniMax names map to it.
-        steps, frames, height, width, fps: the checkpoint's sampling defaults.
+        defaults: the checkpoint's sampling defaults (its pipeline.json).
         frame_unit: frames must be `frame_unit`·k + 1 (the VAE's temporal compression).
         pixel_unit: width and height must be multiples of this (VAE spatial compression × DiT patch).
     """
 
     name: str
-    steps: int
-    frames: int
-    height: int
-    width: int
-    fps: float
+    defaults: SamplingDefaults
     frame_unit: int = 4
     pixel_unit: int = 16
 
@@ -138,29 +140,16 @@ class ServedModel:
 
         Raises:
             FileNotFoundError: the folder is not a kinema pipeline folder.
-            ValueError: `pipeline.json` is not valid JSON.
+            kinema.config.ConfigError: its `pipeline.json` does not describe a pipeline (a ValueError).
         """
-        meta_path = folder / "pipeline.json"
-        if not meta_path.is_file():
-            raise FileNotFoundError(
-                f"{folder} is not a kinema pipeline folder (no pipeline.json); train one with `kinema train` "
-                "or pass --checkpoint"
-            )
-        try:
-            defaults = json.loads(meta_path.read_text()).get("defaults", {})
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{meta_path} is not valid JSON ({e})") from e
+        spec = read_pipeline_spec(folder)
         # Other checkpoint formats (official, diffusers) keep HunyuanVideo's units: 4× time, 8× space, patch 2.
         vae = _kinema_config(folder / "vae")
         dit = _kinema_config(folder / "dit")
         patch = int((dit.get("patch") or [1, 2, 2])[1])
         return cls(
             name=f"kinema-{folder.resolve().name}",
-            steps=int(defaults.get("steps", 50)),
-            frames=int(defaults.get("frames", 17)),
-            height=int(defaults.get("height", 64)),
-            width=int(defaults.get("width", 64)),
-            fps=float(defaults.get("fps", 8.0)),
+            defaults=spec.defaults,
             frame_unit=int(vae.get("temporal_compression_ratio", 4)),
             pixel_unit=int(vae.get("spatial_compression_ratio", 8)) * patch,
         )

@@ -1,7 +1,8 @@
 """Checking a create request against the served model and the service's limits.
 
 A request names a model: the served model's own name (`kinema-<folder>`, or plain `kinema`) or any
-MiniMax video model name (`MiniMax-Hailuo-02`, `T2V-01`, ..., MINIMAX_API.md §2.1), which is mapped
+MiniMax video model name (`MiniMax-Hailuo-02`, `T2V-01`, ...: the model list of
+https://platform.minimax.io/docs/api-reference/video-generation-t2v), which is mapped
 to the served model so existing clients work unchanged. MiniMax's `duration` and `resolution` are
 checked for well-formedness and otherwise left to the served model (a toy model cannot make 1080P
 clips); kinema's own fields (`steps`, `frames`, `width`, `height`, ...) choose the output. Image
@@ -13,9 +14,9 @@ from __future__ import annotations
 import secrets
 
 from kinema.clients.video_params import VIDEO_MODELS
+from kinema.options import SamplingOptions
 from kinema.serve.config import ServeConfig, ServedModel
 from kinema.serve.protocol import MAX_PROMPT_CHARS, RESOLUTIONS, VideoGenerationRequest
-from kinema.serve.store import GenerationParams
 
 MAX_SEED = 2**63 - 1
 MINIMAX_DURATIONS = (6, 10)
@@ -29,8 +30,8 @@ def accepted_models(model: ServedModel) -> tuple[str, ...]:
     return (model.name, "kinema", *VIDEO_MODELS)
 
 
-def generation_params(req: VideoGenerationRequest, model: ServedModel, config: ServeConfig) -> GenerationParams:
-    """The sampling parameters of a valid request (a random seed when none is given).
+def generation_params(req: VideoGenerationRequest, model: ServedModel, config: ServeConfig) -> SamplingOptions:
+    """The sampling options of a valid request (a random seed when none is given).
 
     Raises:
         InvalidParams: the first thing wrong with the request.
@@ -73,13 +74,16 @@ def generation_params(req: VideoGenerationRequest, model: ServedModel, config: S
         raise InvalidParams(f"cfg_scale must be between 1 (off) and 100, got {req.cfg_scale}")
     if req.shift is not None and not 0.0 < req.shift <= 100.0:
         raise InvalidParams(f"shift must be in (0, 100], got {req.shift}")
-    if req.guidance is not None and not 0.0 <= req.guidance <= 100.0:
-        raise InvalidParams(f"guidance must be between 0 and 100, got {req.guidance}")
+    if req.guidance is not None and not 0.0 < req.guidance <= 100.0:
+        raise InvalidParams(f"guidance must be in (0, 100], got {req.guidance}")
     negative = req.negative_prompt or ""
     if len(negative) > MAX_PROMPT_CHARS:
         raise InvalidParams(f"negative_prompt has {len(negative)} characters; at most {MAX_PROMPT_CHARS} are allowed")
-    return GenerationParams(
-        seed=req.seed if req.seed is not None else secrets.randbelow(2**31),
-        steps=req.steps, frames=req.frames, height=req.height, width=req.width, negative_prompt=negative,
-        cfg_scale=req.cfg_scale, shift=req.shift, guidance=req.guidance,
-    )
+    try:  # the bounds above are the service's; SamplingOptions checks what any request must respect
+        return SamplingOptions(
+            steps=req.steps, shift=req.shift, cfg_scale=req.cfg_scale, guidance=req.guidance, frames=req.frames,
+            height=req.height, width=req.width, seed=req.seed if req.seed is not None else secrets.randbelow(2**31),
+            negative_prompt=negative,
+        )
+    except ValueError as e:
+        raise InvalidParams(str(e)) from None

@@ -1,8 +1,11 @@
 """MiniMax's video API as kinema's server speaks it: status codes, statuses and JSON shapes.
 
-Written from MINIMAX_API.md §2 and §6.2. Business errors are HTTP 200 with a non-zero
-`base_resp.status_code` (§3.2); `task_id` and `file_id` are digit strings in create/query answers and
-`file.file_id` is a JSON integer in retrieve answers (§2.3). The pydantic models here are what
+Written from MiniMax's video generation reference (https://platform.minimax.io/docs/api-reference/video-generation-intro
+and the -t2v, -query and -download pages; the mainland twins are under https://platform.minimaxi.com/docs/).
+Business errors are HTTP 200 with a non-zero `base_resp.status_code` (MiniMax's own clients call
+`raise_for_status()` and then read `base_resp`, so they must get a 200 to see the message); `task_id`
+and `file_id` are digit strings in create/query answers and `file.file_id` is a JSON integer in
+retrieve answers (as MiniMax's responses carry it). The pydantic models here are what
 `/openapi.json` publishes; the request model accepts MiniMax's fields plus kinema's own
 (`seed`, `steps`, `frames`, `width`, `height`, ...), and ignores fields it does not know, as MiniMax does.
 """
@@ -13,7 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# base_resp.status_code values this server answers (MINIMAX_API.md §3.1).
+# base_resp.status_code values this server answers (MiniMax's error codes:
+# https://platform.minimax.io/docs/api-reference/errorcode).
 OK = 0
 UNKNOWN_ERROR = 1000  # generation crashed or was interrupted too often
 RATE_LIMITED = 1002  # per-key requests per minute, or the queue is full
@@ -23,12 +27,13 @@ INVALID_PARAMS = 2013
 Status = Literal["Preparing", "Queueing", "Processing", "Success", "Fail"]
 PushStatus = Literal["processing", "success", "failed"]
 
-MAX_PROMPT_CHARS = 2000  # §2.1
+MAX_PROMPT_CHARS = 2000  # MiniMax's limit on a video prompt (the -t2v page)
 RESOLUTIONS = ("512P", "720P", "768P", "1080P")
 
 
 def push_status(status: Status) -> PushStatus | None:
-    """The lower-case status a callback push carries (§2.4), or None for a task still queued."""
+    """The lower-case status a callback push carries (MiniMax's callback section of the -t2v page), or None
+    for a task still queued."""
     return {"Preparing": "processing", "Processing": "processing", "Success": "success", "Fail": "failed"}.get(status)
 
 

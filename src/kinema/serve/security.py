@@ -1,7 +1,8 @@
 """Who may call the service, how often, and which download URLs are genuine.
 
-- `ApiKeys`: Bearer keys (MINIMAX_API.md §1.2: `Authorization: Bearer <key>`, any header-name case,
-  or `x-api-key`), compared in constant time. A task belongs to the key that created it; keys are
+- `ApiKeys`: Bearer keys (`Authorization: Bearer <key>` as MiniMax documents it, with any header-name
+  case since MiniMax's samples send `authorization:`, or `x-api-key`, which MiniMax's official CLI
+  also tries), compared in constant time. A task belongs to the key that created it; keys are
   stored only as a short hash (the task's owner).
 - `RateLimiter`: a token bucket per key, `per_minute` requests with bursts up to the same number.
 - `UrlSigner`: HMAC-SHA256 over (file id, expiry) with a secret kept in the data folder, so download

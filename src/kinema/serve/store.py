@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kinema.options import SamplingOptions
 from kinema.serve.protocol import OK, UNKNOWN_ERROR, Status, base_resp, push_status
 
 _SCHEMA = """
@@ -38,7 +39,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     owner        TEXT NOT NULL,               -- hash of the API key that created it
     model        TEXT NOT NULL,               -- the model name the client sent
     prompt       TEXT NOT NULL,
-    params       TEXT NOT NULL,               -- JSON of GenerationParams
+    params       TEXT NOT NULL,               -- JSON of SamplingOptions
     status       TEXT NOT NULL,
     created_at   REAL NOT NULL,
     updated_at   REAL NOT NULL,
@@ -88,28 +89,12 @@ class QueueFull(Exception):
 
 
 @dataclass(frozen=True)
-class GenerationParams:
-    """How to sample one task; None = the checkpoint's default. The seed is always fixed at creation,
-    so a task that runs again after a crash produces the same video."""
-
-    seed: int
-    steps: int | None = None
-    frames: int | None = None
-    height: int | None = None
-    width: int | None = None
-    negative_prompt: str = ""
-    cfg_scale: float | None = None
-    shift: float | None = None
-    guidance: float | None = None
-
-
-@dataclass(frozen=True)
 class Task:
     task_id: str
     owner: str
     model: str
     prompt: str
-    params: GenerationParams
+    params: SamplingOptions  # the seed is fixed at creation: a task run again after a crash gives the same video
     status: Status
     created_at: float
     updated_at: float
@@ -194,7 +179,7 @@ class TaskStore:
     # ------------------------------------------------------------------ API side
 
     def create(
-        self, *, owner: str, model: str, prompt: str, params: GenerationParams, callback_url: str | None,
+        self, *, owner: str, model: str, prompt: str, params: SamplingOptions, callback_url: str | None,
         max_queue: int,
     ) -> Task:
         """Insert a new `Queueing` task.
@@ -433,5 +418,5 @@ def _task(row: sqlite3.Row) -> Task:
     fields = dict(row)
     fields.pop("worker")
     fields.pop("claim")
-    fields["params"] = GenerationParams(**json.loads(fields["params"]))
+    fields["params"] = SamplingOptions(**json.loads(fields["params"]))
     return Task(**fields)

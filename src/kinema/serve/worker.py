@@ -94,15 +94,12 @@ def run_task(pipe: Pipeline, store: TaskStore, claim: Claim, data_dir: Path) -> 
     """Generate one claimed task and record its outcome; never raises for a task's own failure."""
     from kinema.media import write_mp4
 
-    task, p = claim.task, claim.task.params
+    task = claim.task
     if not store.mark_processing(claim):
         return
     try:
-        video = pipe(
-            task.prompt, seed=p.seed, negative_prompt=p.negative_prompt, steps=p.steps, shift=p.shift,
-            cfg_scale=p.cfg_scale, guidance=p.guidance, frames=p.frames, height=p.height, width=p.width,
-        )
-    except ValueError as e:  # the pipeline's own parameter checks (e.g. guidance on a model without it)
+        video = pipe(task.prompt, task.params)
+    except ValueError as e:  # the pipeline's model-dependent checks (e.g. guidance on a model without it)
         store.fail(claim, INVALID_PARAMS, f"invalid params, {e}")
         return
     except Exception as e:  # noqa: BLE001 -- one task's failure (e.g. out of memory) must not stop the worker
