@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import append_results  # noqa: E402
 
+from kinema.options import SamplingOptions  # noqa: E402
 from kinema.pipeline import Pipeline  # noqa: E402
 from kinema.toyworld.adherence import eval_cases, sweep_point  # noqa: E402
 from kinema.toyworld.judge import ATTRIBUTES  # noqa: E402
@@ -48,9 +49,10 @@ def main() -> None:
     results: list[tuple[str, dict]] = []
     sweep: dict[int, list[dict]] = {}
     for steps in STEPS:
-        sweep[steps] = [sweep_point(base, cases, steps, shift) for shift in shifts]
+        sweep[steps] = [sweep_point(base, cases, SamplingOptions(steps=steps, shift=shift)) for shift in shifts]
         shift = d.shift_for(steps)
-        default = next((r for r in sweep[steps] if r["shift"] == shift), None) or sweep_point(base, cases, steps, shift)
+        default = (next((r for r in sweep[steps] if r["shift"] == shift), None)
+                   or sweep_point(base, cases, SamplingOptions(steps=steps, shift=shift)))
         results.append((f"base (its shifts, CFG {d.cfg_scale:g})", default))
         results.append(("base, best shift", max(sweep[steps], key=mean_adherence)))
         print(f"{steps} steps: " + ", ".join(f"shift {r['shift']:g} {100 * mean_adherence(r):.0f}%" for r in sweep[steps]), flush=True)
@@ -60,10 +62,10 @@ def main() -> None:
             continue
         pipe = Pipeline.from_pretrained(folder)
         for steps in STEPS:
-            results.append((f"{name} ({Path(folder).name})", sweep_point(pipe, cases, steps)))
+            results.append((f"{name} ({Path(folder).name})", sweep_point(pipe, cases, SamplingOptions(steps=steps))))
 
     # The floor every setting pays: text encoding, one forward and the VAE decode (1 step, no CFG).
-    floor = sweep_point(base, cases[:8], 1, cfg_scale=1.0)["latency_s"]
+    floor = sweep_point(base, cases[:8], SamplingOptions(steps=1, cfg_scale=1.0))["latency_s"]
     reference = next(r for name, r in results if name.startswith("base (") and r["steps"] == 50)
     table = [
         "| model | steps | shift | " + " | ".join(ATTRIBUTES)

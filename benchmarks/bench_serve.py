@@ -49,8 +49,8 @@ def tiny_pipeline(folder: Path) -> Path:
     import torch
 
     from kinema.models import DiTConfig, VAEConfig, build_dit, build_vae
-    from kinema.pipeline import save_pipeline
-    from kinema.train.dit import SamplingDefaults
+    from kinema.options import SamplingDefaults
+    from kinema.pipeline_folder import PipelineSpec, save_pipeline
 
     torch.manual_seed(0)
     dit = build_dit(DiTConfig(in_channels=4, out_channels=4, heads=2, head_dim=16, depth_double=1, depth_single=1,
@@ -58,7 +58,8 @@ def tiny_pipeline(folder: Path) -> Path:
                               guidance_embed=False))
     vae = build_vae(VAEConfig(latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
                               norm_num_groups=4, scaling_factor=1.0))
-    return save_pipeline(folder, dit, vae, "minilm", SamplingDefaults(steps=20, frames=9, height=64, width=64))
+    defaults = SamplingDefaults(steps=20, frames=9, height=64, width=64)
+    return save_pipeline(folder, dit, vae, PipelineSpec("minilm", defaults))
 
 
 def generation_seconds(checkpoint: Path, repeats: int = 3) -> float:
@@ -261,7 +262,7 @@ def main() -> None:
         if args.checkpoint:
             checkpoint = Path(args.checkpoint)
         else:
-            from kinema.pipeline import default_checkpoint
+            from kinema.pipeline_folder import default_checkpoint
 
             checkpoint = default_checkpoint()
             if not (checkpoint / "pipeline.json").is_file():

@@ -184,8 +184,9 @@ def test_sequence_parallel_generation_equals_one_process(tmp_path, monkeypatch):
 
     from kinema.media import contact_sheet
     from kinema.models import VAEConfig, build_vae
-    from kinema.pipeline import Pipeline, save_pipeline
-    from kinema.train.dit import SamplingDefaults
+    from kinema.options import SamplingDefaults
+    from kinema.pipeline import Pipeline
+    from kinema.pipeline_folder import PipelineSpec, save_pipeline
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # MiniLM's weights come from the installed package
     torch.manual_seed(0)
@@ -194,7 +195,7 @@ def test_sequence_parallel_generation_equals_one_process(tmp_path, monkeypatch):
                               norm_num_groups=4, scaling_factor=1.0))
     # 9 frames of 48×48 -> 3×6×6 latents -> 27 video tokens (odd: padded over 2 ranks); CFG batches two prompts.
     defaults = SamplingDefaults(steps=2, shift=3.0, cfg_scale=3.0, frames=9, height=48, width=48)
-    folder = save_pipeline(tmp_path / "pipe", dit, vae, "minilm", defaults)
+    folder = save_pipeline(tmp_path / "pipe", dit, vae, PipelineSpec("minilm", defaults))
     prompt = "a red circle moves to the right"
 
     out = tmp_path / "sp.mp4"
