@@ -7,7 +7,9 @@
 
 Modules: `scene` (vocabulary, held-out combinations, ground truth, sampling, camera paths),
 `render` (vectorised drawing), `captions` (structured captions, prompt parsing), `judge`,
-`adherence` (evaluate any `generate(prompt, seed)`), `dataset` (mp4 files + manifest), `cli`.
+`adherence` (evaluate any `generate(prompt, seed)`; a pipeline's (steps, shift) sweep), `sensitivity`
+(the DiT's loss per prompt word), `report` (the evaluation reports, written atomically), `dataset`
+(mp4 files + manifest), `cli` (`kinema toyworld render`) and `eval_cli` (`kinema eval`).
 
 Conventions: objects move in screen coordinates ("moves to the right" = right in the frame), the camera
 moves only the background, and camera names describe the camera ("pan left": content moves right).
