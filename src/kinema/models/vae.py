@@ -36,7 +36,7 @@ def _conv3d(x: Tensor, conv: nn.Conv3d) -> Tensor:
     - oneDNN's channels-last (B, T, H, W, C) kernels are up to 25% faster for convolutions up to 64
       channels wide, even at 128 and up to 15% slower from 256 (measured on CPU, single thread), so
       convolutions no wider than 64 take channels-last input; the elementwise ops and norms around
-      them keep whichever layout they are given.
+      them keep whichever layout they are given (see `GroupNorm` for the one kernel that needed care).
     Other devices and dtypes use the module as is.
     """
     mkldnn = torch.backends.mkldnn
@@ -100,6 +100,33 @@ class VAEConfig:
         return asdict(self)
 
 
+class GroupNorm(nn.GroupNorm):
+    """`nn.GroupNorm`, written out with torch's reductions for channels-last input on CPU.
+
+    PyTorch's CPU kernel for channels-last input takes the variance as E[x²] − E[x]² from fp32 running
+    sums: it loses digits as the tensor grows, and all of them when a group's mean is large against
+    its spread (40% of the output for mean 1, spread 1e-3). The decoder meets the milder form on
+    small latents (std ≈ 0.03, as an encoder with small random weights makes them): each channel is
+    then nearly its conv bias, and the decoded video differed from diffusers' (contiguous-layout)
+    VAE by 2e-3 of its largest value. Here the group statistics come from per-channel means and
+    centred second moments (torch's pairwise-summed reductions), combined by the law of total
+    variance. Other layouts and devices use the kernel.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu" or not x.is_contiguous(memory_format=torch.channels_last_3d):
+            return super().forward(x)
+        b, c, g = x.shape[0], x.shape[1], self.num_groups
+        mean_c = x.mean(dim=(2, 3, 4), keepdim=True)  # (B, C, 1, 1, 1)
+        var_c = (x - mean_c).square().mean(dim=(2, 3, 4), keepdim=True)
+        mean_c, var_c = mean_c.view(b, g, c // g), var_c.view(b, g, c // g)  # (B, G, C/G)
+        mean = mean_c.mean(dim=2, keepdim=True)  # (B, G, 1)
+        var = (var_c + (mean_c - mean).square()).mean(dim=2, keepdim=True)
+        scale = torch.rsqrt(var + self.eps) * self.weight.view(g, c // g)  # (B, G, C/G)
+        shift = self.bias.view(g, c // g) - mean * scale
+        return torch.addcmul(shift.view(b, c, 1, 1, 1), x, scale.view(b, c, 1, 1, 1))  # keeps x's layout
+
+
 class CausalConv3d(nn.Module):
     """A 3D convolution whose output frame t depends on input frames ≤ t.
 
@@ -123,9 +150,9 @@ class ResnetBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, groups: int):
         super().__init__()
-        self.norm1 = nn.GroupNorm(groups, in_channels, eps=1e-6)
+        self.norm1 = GroupNorm(groups, in_channels, eps=1e-6)
         self.conv1 = CausalConv3d(in_channels, out_channels, 3)
-        self.norm2 = nn.GroupNorm(groups, out_channels, eps=1e-6)
+        self.norm2 = GroupNorm(groups, out_channels, eps=1e-6)
         self.conv2 = CausalConv3d(out_channels, out_channels, 3)
         self.conv_shortcut = CausalConv3d(in_channels, out_channels, 1) if in_channels != out_channels else None
 
@@ -146,7 +173,7 @@ class FrameCausalAttention(nn.Module):
 
     def __init__(self, channels: int, groups: int):
         super().__init__()
-        self.group_norm = nn.GroupNorm(groups, channels, eps=1e-6)
+        self.group_norm = GroupNorm(groups, channels, eps=1e-6)
         self.to_q = nn.Linear(channels, channels)
         self.to_k = nn.Linear(channels, channels)
         self.to_v = nn.Linear(channels, channels)
@@ -258,7 +285,7 @@ class Encoder(nn.Module):
             for i, stride in enumerate(cfg.scale_factors())
         )
         self.mid_block = MidBlock(widths[-1], groups, cfg.mid_block_add_attention)
-        self.conv_norm_out = nn.GroupNorm(groups, widths[-1], eps=1e-6)
+        self.conv_norm_out = GroupNorm(groups, widths[-1], eps=1e-6)
         self.conv_out = CausalConv3d(widths[-1], 2 * cfg.latent_channels, 3)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -282,7 +309,7 @@ class Decoder(nn.Module):
             UpBlock(widths[max(i - 1, 0)], widths[i], cfg.layers_per_block + 1, groups, factor)
             for i, factor in enumerate(cfg.scale_factors())
         )
-        self.conv_norm_out = nn.GroupNorm(groups, widths[-1], eps=1e-6)
+        self.conv_norm_out = GroupNorm(groups, widths[-1], eps=1e-6)
         self.conv_out = CausalConv3d(widths[-1], cfg.out_channels, 3)
 
     def forward(self, z: Tensor) -> Tensor:
