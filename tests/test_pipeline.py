@@ -1,5 +1,7 @@
 """kinema.Pipeline and `kinema generate` on a tiny random pipeline folder."""
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -142,7 +144,13 @@ def test_the_time_shift_follows_the_step_count_and_survives_the_folder(tmp_path)
     dit = build_dit(DiTConfig(**TINY_DIT, guidance_embed=False))
     vae = build_vae(VAEConfig(latent_channels=4, block_out_channels=(8, 8), layers_per_block=1, norm_num_groups=4,
                               spatial_compression_ratio=2, temporal_compression_ratio=2))
-    loaded = Pipeline.from_pretrained(save_pipeline(tmp_path / "p", dit, vae, PipelineSpec("minilm", defaults)))
+    old = os.umask(0o022)
+    try:
+        folder = save_pipeline(tmp_path / "p", dit, vae, PipelineSpec("minilm", defaults))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # as mkdir makes it, readable by others under umask 022
+    loaded = Pipeline.from_pretrained(folder)
     assert loaded.defaults.shift_for(8) == 17.0 and loaded.defaults.shift_for(50) == 7.0
 
 

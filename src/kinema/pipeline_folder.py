@@ -16,12 +16,12 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from kinema.config import load_yaml
+from kinema.fsutil import temp_folder_beside
 from kinema.options import SamplingDefaults
 
 if TYPE_CHECKING:
@@ -70,8 +70,7 @@ def save_pipeline(folder: str | os.PathLike, dit: DiT, vae: CausalVAE, spec: Pip
     from kinema.models.checkpoints import save_model
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    tmp = temp_folder_beside(folder)  # mode 0777 less the umask, as mkdir gives (mkdtemp's would be 0700)
     try:
         save_model(dit, "dit", tmp / "dit")
         save_model(vae, "vae", tmp / "vae")
