@@ -31,11 +31,14 @@ from kinema.models.checkpoints import load_vae  # noqa: E402
 from kinema.models.dit import DiTConfig  # noqa: E402
 from kinema.models.vae import CausalVAE  # noqa: E402
 from kinema.models.sizes import DIT_SIZES, dit_config  # noqa: E402
-from kinema.pipeline import Pipeline, save_pipeline  # noqa: E402
+from kinema.options import SamplingDefaults  # noqa: E402
+from kinema.pipeline import Pipeline  # noqa: E402
+from kinema.pipeline_folder import PipelineSpec, save_pipeline  # noqa: E402
 from kinema.toyworld.adherence import eval_cases, evaluate  # noqa: E402
 from kinema.toyworld.scene import WorldConfig  # noqa: E402
-from kinema.train.data import LatentCache  # noqa: E402
-from kinema.train.dit import Bucket, DiTRecipe, DiTStage, DiTTrainer, SamplingDefaults  # noqa: E402
+from kinema.train.dit import DiTTrainer  # noqa: E402
+from kinema.train.dit_recipe import Bucket, DiTRecipe, DiTStage  # noqa: E402
+from kinema.train.latent_cache import LatentCache  # noqa: E402
 
 
 def patch_variants() -> dict[str, DiTConfig]:
@@ -73,7 +76,8 @@ def train_and_judge(
         stages=[DiTStage("images", args.steps, [Bucket(64, 64, 1, 64)])],
         lr=5e-4, warmup=100, cooldown=200, ema_decay=0.99,
     )
-    trainer = DiTTrainer(recipe, cache, vae.cfg.scaling_factor)
+    recipe.check_buckets(vae.cfg, cfg)
+    trainer = DiTTrainer(recipe, cache, vae)
     losses, seconds = [], []
     for step in tqdm(range(args.steps), desc=name, unit="step"):
         start = time.perf_counter()
@@ -81,7 +85,7 @@ def train_and_judge(
         seconds.append(time.perf_counter() - start)
     trainer.ema.copy_to(trainer.model)
     defaults = SamplingDefaults(steps=50, shift=3.0, cfg_scale=4.0, frames=1)
-    pipe = Pipeline.from_pretrained(save_pipeline(folder / "pipeline", trainer.model.eval(), vae, "minilm", defaults))
+    pipe = Pipeline.from_pretrained(save_pipeline(folder / "pipeline", trainer.model.eval(), vae, PipelineSpec("minilm", defaults)))
     cases = eval_cases(args.num, WorldConfig(frames=1), split="train")
     accuracy = evaluate(lambda prompt, seed: pipe(prompt, seed=seed).frames, cases, keep_videos=0).accuracy()
     tokens = (64 // vae.cfg.spatial_compression_ratio // cfg.patch[1]) ** 2

@@ -10,10 +10,12 @@ from kinema.config import ConfigError, from_dict
 from kinema.flow import classifier_free_guidance, euler, sigma_schedule
 from kinema.models import DiTConfig, VAEConfig, build_dit, build_vae
 from kinema.models.checkpoints import load_dit
-from kinema.pipeline import Pipeline, save_pipeline
-from kinema.train.data import LatentBucket, LatentCache, PromptCache
-from kinema.train.distill import DistillRecipe, build_student, cached_text, distill, guided_velocity, teacher_trajectories
-from kinema.train.dit import SamplingDefaults
+from kinema.models.velocity import guided_velocity
+from kinema.options import SamplingDefaults
+from kinema.pipeline import Pipeline
+from kinema.pipeline_folder import PipelineSpec, save_pipeline
+from kinema.train.distill import DistillRecipe, build_student, distill, teacher_trajectories
+from kinema.train.latent_cache import LatentBucket, LatentCache, PromptCache
 
 LATENT = (4, 2, 4, 4)  # (C, T, H, W): 32×32×5 video through a 4×-spatial tiny VAE
 
@@ -32,7 +34,8 @@ def teacher(tmp_path_factory) -> Path:
             p.add_(torch.randn_like(p) * 0.05)
     vae = build_vae(VAEConfig(latent_channels=4, block_out_channels=(8, 8, 8), layers_per_block=1,
                               norm_num_groups=4, spatial_compression_ratio=4, scaling_factor=0.5))
-    save_pipeline(root / "teacher", dit, vae, "minilm", SamplingDefaults(steps=4, cfg_scale=3.0, frames=5, height=32, width=32))
+    save_pipeline(root / "teacher", dit, vae,
+                  PipelineSpec("minilm", SamplingDefaults(steps=4, cfg_scale=3.0, frames=5, height=32, width=32)))
     g = torch.Generator().manual_seed(0)
     n, k, length = 6, 2, 5
     real = torch.randint(2, length + 1, (n, k), generator=g)
@@ -66,7 +69,7 @@ def test_guided_velocity_batches_the_two_forwards_of_cfg(teacher):
     model = build_student(r, teacher / "teacher").eval()  # guidance embedding added; the teacher itself for CFG below
     cfg_teacher = load_dit(teacher / "teacher" / "dit").eval()
     cache = LatentCache.load(teacher / "latents.safetensors")
-    cond, uncond = cached_text(cache, torch.tensor([0, 3]), torch.tensor([1, 0]))
+    cond, uncond = cache.prompts.text(torch.tensor([0, 3]), torch.tensor([1, 0])), cache.prompts.empty(2)
     x, t, w = torch.randn(2, *LATENT), torch.tensor([0.9, 0.3]), torch.tensor([1.5, 4.0])
     with torch.no_grad():
         v = guided_velocity(cfg_teacher, x, t, cond, uncond, w)
@@ -102,7 +105,7 @@ def test_teacher_trajectories_are_the_fine_euler_solution_and_survive_a_lost_chu
     # The recorded end point is Euler over the concatenated fine schedule, from the recorded noise.
     coarse = sigma_schedule(3, 3.0)
     fine = torch.cat([torch.linspace(coarse[i].item(), coarse[i + 1].item(), 3)[:-1] for i in range(3)] + [coarse[-1:]])
-    cond, uncond = cached_text(cache, traj["idx"][:2], traj["variant"][:2])
+    cond, uncond = cache.prompts.text(traj["idx"][:2], traj["variant"][:2]), cache.prompts.empty(2)
     w = torch.full((2,), 2.0)
     with torch.no_grad():
         end = euler(lambda x, t: guided_velocity(model, x, t, cond, uncond, w), traj["states"][:2, 0], fine)

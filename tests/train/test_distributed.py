@@ -21,8 +21,9 @@ from kinema.models import VAEConfig, build_vae
 from kinema.models.checkpoints import save_model
 from kinema.models.sizes import build_dit
 from kinema.train.checkpoint import EMA, latest_checkpoint
-from kinema.train.data import LatentBucket, LatentCache, PromptCache
-from kinema.train.dit import DiTRecipe, prompt_cache_key, train_dit
+from kinema.train.dit import train_dit
+from kinema.train.dit_recipe import DiTRecipe
+from kinema.train.latent_cache import LatentBucket, LatentCache, PromptCache, prompt_cache_key
 from kinema.train.distributed import DCP_DIR, Parallel, ParallelConfig, init_parallel, load_training_checkpoint
 from kinema.config import ConfigError, from_dict, load_yaml
 

@@ -13,10 +13,11 @@ from kinema.caption.schema import PromptDropout
 from kinema.models.checkpoints import load_vae
 from kinema.toyworld.dataset import render_dataset
 from kinema.toyworld.scene import WorldConfig
-from kinema.train.data import LatentCache
-from kinema.train.dit import DiTRecipe, data_cache_key, prompt_cache_key, train_dit
 from kinema.config import ConfigError, from_dict, load_yaml
 from kinema.train.distill import DistillRecipe
+from kinema.train.dit import train_dit
+from kinema.train.dit_recipe import Bucket, DiTRecipe
+from kinema.train.latent_cache import LatentCache, data_cache_key, prompt_cache_key
 from kinema.train.vae import VAERecipe, VAEStage, train_vae
 
 
@@ -142,11 +143,25 @@ def test_every_shipped_recipe_loads():
     assert checked >= 4
 
 
+def test_a_bucket_the_vae_and_dit_cannot_take_stops_the_run_before_any_encoding(dataset, vae_dir, tmp_path):
+    # The toy VAE compresses 4× in space and time, the toy DiT has 2×2 patches: sizes in units of 8.
+    recipe = dit_recipe(tmp_path / "r", dataset, vae_dir, steps=3)
+    joint = recipe.stages[1]
+    odd_size = dataclasses.replace(joint, buckets=[*joint.buckets, Bucket(height=36, width=32, frames=1, batch_size=1)])
+    with pytest.raises(ValueError, match=r"bucket 36x32x1 in stage 'joint': height must be a multiple of 8 and "
+                                         r"width of 8 \(the VAE's 4× spatial compression × the DiT's 2×2 patches\)"):
+        train_dit(dataclasses.replace(recipe, stages=[recipe.stages[0], odd_size]))
+    odd_frames = dataclasses.replace(joint, buckets=[Bucket(height=32, width=32, frames=8, batch_size=1)])
+    with pytest.raises(ValueError, match=r"bucket 32x32x8 in stage 'joint': frames must be 4k\+1"):
+        train_dit(dataclasses.replace(recipe, stages=[odd_frames]))
+    assert not (tmp_path / "r" / "latents.safetensors").exists()
+
+
 def test_bad_recipes_name_the_problem(tmp_path):
     bad = tmp_path / "dit.yaml"
     bad.write_text(yaml.safe_dump({"run_dir": "r", "dataset": "d", "vae": "v", "stages": [
-        {"name": "s", "steps": 1, "buckets": [{"height": 30, "width": 32, "frames": 1, "batch_size": 1}]}]}))
-    with pytest.raises(ConfigError, match="multiples of 16"):
+        {"name": "s", "steps": 1, "buckets": [{"height": 0, "width": 32, "frames": 1, "batch_size": 1}]}]}))
+    with pytest.raises(ConfigError, match="bucket 0x32x1 needs height, width, frames and batch_size ≥ 1"):
         load_yaml(DiTRecipe, bad)
     bad.write_text(yaml.safe_dump({"run_dir": "r", "dataset": "d", "vae": "v", "stages": [], "learning_rate": 1}))
     with pytest.raises(ConfigError, match="unknown key"):

@@ -40,7 +40,7 @@ def run_train_vae(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     if args.nproc is not None:
-        from kinema.train.distributed import launch_torchrun
+        from kinema.distributed import launch_torchrun
 
         argv = ["train", args.config, *(["--resume"] if args.resume else []),
                 *([f"--max-steps={args.max_steps}"] if args.max_steps is not None else [])]

@@ -1,13 +1,14 @@
-"""What the trainers read: clips from a dataset manifest, windows of them, and cached latents.
+"""What the trainers read from a data set: decoded clips and captions from its manifest, random windows
+of them (the VAE trainer), and the conversion to and from the models' [−1, 1] range. The DiT trains on
+latents cached from these clips (kinema.train.latent_cache).
 
-Shape legend: N clips, T frames, H height, W width, C latent channels.
+Shape legend: N clips, T frames, H height, W width.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -95,72 +96,3 @@ def sample_windows(
         x0 = int(torch.randint(w - width + 1, (1,), generator=generator))
         out[b] = clip[t0 : t0 + (frames - 1) * stride + 1 : stride, y0 : y0 + height, x0 : x0 + width]
     return out
-
-
-@dataclass
-class LatentBucket:
-    """Cached VAE posteriors of every clip fitted to one aspect-ratio × frame-count bucket."""
-
-    mean: Tensor  # (N, C, T, H, W) unscaled
-    std: Tensor  # (N, C, T, H, W)
-
-
-@dataclass
-class PromptCache:
-    """K encoded prompt variants per clip (different caption fields dropped), and the empty prompt.
-
-    Encoding text costs about a third of a toy DiT step on a CPU, so it is done once, up front.
-    """
-
-    states: Tensor  # (N, K, L, D)
-    mask: Tensor  # (N, K, L) bool
-    pooled: Tensor  # (N, K, P)
-    empty_states: Tensor  # (L, D)
-    empty_mask: Tensor  # (L,)
-    empty_pooled: Tensor  # (P,)
-
-
-@dataclass
-class LatentCache:
-    """Everything a DiT step reads, precomputed: latents per bucket and text per clip, aligned by clip index."""
-
-    buckets: dict[str, LatentBucket]
-    prompts: PromptCache
-    prompt_key: str = ""  # how the prompts were made (kinema.train.dit.prompt_cache_key); "" = unknown
-    data_key: str = ""  # what the latents were made from (kinema.train.dit.data_cache_key); "" = unknown
-
-    def save(self, path: Path) -> None:
-        from safetensors.torch import save_file
-
-        tensors = {f"{name}/{k}": getattr(b, k).contiguous() for name, b in self.buckets.items() for k in ("mean", "std")}
-        tensors.update({f"prompts/{k}": v.contiguous() for k, v in vars(self.prompts).items()})
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, tmp, metadata={"prompt_key": self.prompt_key, "data_key": self.data_key})
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: Path) -> LatentCache:
-        from safetensors import safe_open
-
-        with safe_open(path, "pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-            keys = f.metadata() or {}
-        names = sorted({k.split("/")[0] for k in tensors if not k.startswith("prompts/")})
-        buckets = {n: LatentBucket(tensors[f"{n}/mean"], tensors[f"{n}/std"]) for n in names}
-        prompts = PromptCache(**{k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("prompts/")})
-        return cls(buckets, prompts, keys.get("prompt_key", ""), keys.get("data_key", ""))
-
-
-@torch.no_grad()
-def encode_bucket(vae: torch.nn.Module, videos: np.ndarray, name: str, batch: int = 16) -> LatentBucket:
-    """Encode (N, T, H, W, 3) uint8 videos with the VAE into posterior moments."""
-    means, stds = [], []
-    for i in tqdm(range(0, len(videos), batch), desc=f"encode {name}", unit="batch", leave=False):
-        posterior = vae.encode(to_model_range(videos[i : i + batch]))
-        means.append(posterior.mean)
-        stds.append(torch.exp(0.5 * posterior.logvar))
-    return LatentBucket(torch.cat(means), torch.cat(stds))
-
-
-def bucket_name(height: int, width: int, frames: int) -> str:
-    return f"{height}x{width}x{frames}"

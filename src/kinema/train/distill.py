@@ -13,8 +13,9 @@
   once, in chunks written atomically, so a killed run keeps what it finished.
 
 Both read the teacher run's latent + prompt cache (the training prompts, already encoded) and write a
-pipeline folder whose sampling defaults (steps, shift, guidance) `kinema generate` uses.
-Skeleton: setup -> (trajectories) -> loop -> checkpoint -> export, resumable with the same losses.
+pipeline folder whose sampling defaults (steps, shift, guidance) `kinema generate` uses. `Distiller` is
+the set-up (teacher, student, cache, trajectories), one step and the export; kinema.train.loop runs it,
+resumable with the same losses. Teacher and student are called through kinema.models.velocity.
 """
 
 from __future__ import annotations
@@ -29,16 +30,17 @@ from torch import Tensor
 from tqdm import tqdm
 
 from kinema.config import load_yaml
-from kinema.flow import TimeSampler, classifier_free_guidance, noisy_inputs, sigma_schedule
+from kinema.flow import TimeSampler, euler, noisy_inputs, sigma_schedule
 from kinema.models.checkpoints import load_dit, load_vae
 from kinema.models.dit import DiT
 from kinema.models.text import TextEmbedding
+from kinema.models.velocity import dit_velocity, guided_velocity
 from kinema.options import SamplingDefaults
 from kinema.pipeline_folder import PipelineSpec, read_pipeline_spec, save_pipeline
-from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, save_checkpoint, step_generator
-from kinema.train.data import LatentCache
-from kinema.train.dit import Bucket
-from kinema.train.runtime import Logger, lr_at, start_run
+from kinema.train.checkpoint import EMA, ExtraState, step_generator
+from kinema.train.dit_recipe import Bucket, check_bucket
+from kinema.train.latent_cache import LatentCache
+from kinema.train.loop import RunRecipe, run, start_run
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,11 @@ class StepDistillation:
             raise ValueError("step distillation needs steps, substeps, trajectories, chunk ≥ 1 and cfg_scale ≥ 1")
 
 
-@dataclass(frozen=True)
-class DistillRecipe:
-    """A distillation run: exactly one of `guidance` and `trajectory`."""
+@dataclass(frozen=True, kw_only=True)
+class DistillRecipe(RunRecipe):
+    """A distillation run: exactly one of `guidance` and `trajectory` (with `RunRecipe`'s run folder,
+    seed, schedule and cadence)."""
 
-    run_dir: str
     teacher: str  # pipeline folder
     cache: str  # the teacher run's latent + prompt cache (runs/.../latents.safetensors)
     bucket: Bucket  # the latent size distilled on (and, for trajectories, their batch size)
@@ -86,13 +88,9 @@ class DistillRecipe:
     init: str | None = None  # the student's starting weights (a pipeline folder); default: the teacher's
     lr: float = 1e-4
     warmup: int = 50
-    cooldown: int = 0
+    checkpoint_every: int = 100
     ema_decay: float | None = 0.99
     grad_clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 100
-    log_every: int = 10
-    threads: int | None = None
 
     def __post_init__(self) -> None:
         if (self.guidance is None) == (self.trajectory is None):
@@ -100,28 +98,9 @@ class DistillRecipe:
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
 
-
-def cached_text(cache: LatentCache, idx: Tensor, variant: Tensor) -> tuple[TextEmbedding, TextEmbedding]:
-    """The cached prompt `variant` of clips `idx`, and as many empty prompts (the unconditional side)."""
-    p = cache.prompts
-    cond = TextEmbedding(p.states[idx, variant], p.mask[idx, variant], p.pooled[idx, variant])  # (B, L, D), (B, L), (B, P)
-    b = len(idx)
-    uncond = TextEmbedding(p.empty_states.expand(b, -1, -1), p.empty_mask.expand(b, -1), p.empty_pooled.expand(b, -1))
-    return cond, uncond
-
-
-def embedded(model: DiT, w: Tensor) -> Tensor | None:
-    """The guidance input of `model` for scales w (B,): w × 1000, or None for a model without the embedding."""
-    return w * 1000.0 if model.cfg.guidance_embed else None
-
-
-def guided_velocity(model: DiT, x: Tensor, t: Tensor, cond: TextEmbedding, uncond: TextEmbedding, w: Tensor) -> Tensor:
-    """The velocity sampling would use at guidance w (B,): embedded, or classifier-free (two forwards in one batch)."""
-    if model.cfg.guidance_embed:
-        return model(x, t * 1000, cond.states, cond.mask, cond.pooled, embedded(model, w))
-    both = [torch.cat([getattr(cond, f), getattr(uncond, f)]) for f in ("states", "mask", "pooled")]
-    v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]) * 1000, *both, None).chunk(2)
-    return classifier_free_guidance(v_cond, v_uncond, w.view(-1, *[1] * (x.dim() - 1)))
+    @property
+    def total_steps(self) -> int:
+        return self.steps
 
 
 def build_student(recipe: DistillRecipe, teacher_dir: Path) -> DiT:
@@ -154,7 +133,7 @@ def teacher_trajectories(recipe: DistillRecipe, teacher: DiT, cache: LatentCache
     folder.mkdir(parents=True, exist_ok=True)
     sigmas = sigma_schedule(spec.steps, spec.shift)
     shape = cache.buckets[recipe.bucket.name].mean.shape[1:]  # (C, T, H, W)
-    n_prompts, n_variants = cache.prompts.states.shape[:2]
+    n_prompts, n_variants = len(cache.prompts.states), cache.prompts.variants
     chunks = []
     for c in tqdm(range(-(-spec.trajectories // spec.chunk)), desc="teacher trajectories", unit="chunk"):
         path = folder / f"chunk-{c:05d}.safetensors"
@@ -162,15 +141,16 @@ def teacher_trajectories(recipe: DistillRecipe, teacher: DiT, cache: LatentCache
             b = min(spec.chunk, spec.trajectories - c * spec.chunk)
             g = step_generator(recipe.seed, c, stream=2)
             idx, variant = torch.randint(n_prompts, (b,), generator=g), torch.randint(n_variants, (b,), generator=g)
-            cond, uncond = cached_text(cache, idx, variant)
+            cond, uncond = cache.prompts.text(idx, variant), cache.prompts.empty(b)
             w = torch.full((b,), spec.cfg_scale)
+
+            def velocity(x: Tensor, t: Tensor) -> Tensor:
+                return guided_velocity(teacher, x, t, cond, uncond, w)
+
             x = torch.randn(b, *shape, generator=g)
             states = [x]
-            for i in range(spec.steps):
-                fine = torch.linspace(sigmas[i].item(), sigmas[i + 1].item(), spec.substeps + 1)
-                for j in range(spec.substeps):
-                    v = guided_velocity(teacher, x, fine[j].expand(b), cond, uncond, w)
-                    x = x + (fine[j + 1] - fine[j]).item() * v
+            for i in range(spec.steps):  # `substeps` Euler steps across each interval of the student's schedule
+                x = euler(velocity, x, torch.linspace(sigmas[i].item(), sigmas[i + 1].item(), spec.substeps + 1))
                 states.append(x)
             tmp = path.with_suffix(".tmp")
             save_file({"states": torch.stack(states, 1).contiguous(), "idx": idx, "variant": variant}, tmp)
@@ -180,7 +160,9 @@ def teacher_trajectories(recipe: DistillRecipe, teacher: DiT, cache: LatentCache
 
 
 class Distiller:
-    """Teacher, student, data and one optimisation step; `distill` drives it."""
+    """Teacher, student, data and one optimisation step of a distillation run; `run` drives it."""
+
+    kind = "distill"
 
     def __init__(self, recipe: DistillRecipe) -> None:
         self.recipe = recipe
@@ -194,30 +176,35 @@ class Distiller:
             raise ValueError(f"bucket {recipe.bucket.name} is not in {cache_path} (it has {sorted(self.cache.buckets)})")
         self.teacher = load_dit(teacher_dir / "dit").eval().requires_grad_(False)
         self.vae = load_vae(teacher_dir / "vae")
+        check_bucket(recipe.bucket, self.vae.cfg, self.teacher.cfg, " (the distillation bucket)")
         self.text_encoder = read_pipeline_spec(teacher_dir).text_encoder
         self.scale = self.vae.cfg.scaling_factor
         torch.manual_seed(recipe.seed)
-        self.student = build_student(recipe, teacher_dir)
-        self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=recipe.lr, betas=(0.9, 0.99), weight_decay=0.0)
-        self.ema = EMA(self.student, recipe.ema_decay) if recipe.ema_decay else None
+        self.model = build_student(recipe, teacher_dir)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=recipe.lr, betas=(0.9, 0.99), weight_decay=0.0)
+        self.ema = EMA(self.model, recipe.ema_decay) if recipe.ema_decay else None
+        self.extra: ExtraState = {}
         self.trajectories = (
             teacher_trajectories(recipe, self.teacher, self.cache) if recipe.trajectory else None
         )
         self.sigmas = sigma_schedule(recipe.trajectory.steps, recipe.trajectory.shift) if recipe.trajectory else None
 
+    def student_velocity(self, x: Tensor, t: Tensor, text: TextEmbedding, w: Tensor) -> Tensor:
+        """The student's velocity; a student with a guidance embedding reads the scale w (B,) there."""
+        return dit_velocity(self.model, x, t, text, w if self.model.cfg.guidance_embed else None)
+
     def guidance_loss(self, g: torch.Generator) -> Tensor:
         spec, data, b = self.recipe.guidance, self.cache.buckets[self.recipe.bucket.name], self.recipe.bucket.batch_size
-        idx = torch.randint(len(data.mean), (b,), generator=g)
-        variant = torch.randint(self.cache.prompts.states.shape[1], (b,), generator=g)
-        x0 = (data.mean[idx] + data.std[idx] * torch.randn(data.mean[idx].shape, generator=g)) * self.scale
+        idx = torch.randint(len(data), (b,), generator=g)
+        variant = torch.randint(self.cache.prompts.variants, (b,), generator=g)
+        x0 = data.sample(idx, g, self.scale)  # (B, C, T, H, W)
         t = TimeSampler("uniform", shift=spec.shift).sample(b, g)
         x_t, _ = noisy_inputs(x0, t, g)
         w = spec.low + (spec.high - spec.low) * torch.rand(b, generator=g)
-        cond, uncond = cached_text(self.cache, idx, variant)
+        cond, uncond = self.cache.prompts.text(idx, variant), self.cache.prompts.empty(b)
         with torch.no_grad():
             target = guided_velocity(self.teacher, x_t, t, cond, uncond, w)
-        pred = self.student(x_t, t * 1000, cond.states, cond.mask, cond.pooled, embedded(self.student, w))
-        return F.mse_loss(pred, target)
+        return F.mse_loss(self.student_velocity(x_t, t, cond, w), target)
 
     def trajectory_loss(self, g: torch.Generator) -> Tensor:
         spec, traj, b = self.recipe.trajectory, self.trajectories, self.recipe.bucket.batch_size
@@ -226,49 +213,38 @@ class Distiller:
         i = torch.randint(spec.steps, (b,), generator=g)
         x, x_next = traj["states"][j, i], traj["states"][j, i + 1]  # (B, C, T, H, W)
         dt = (sigmas[i + 1] - sigmas[i]).view(-1, 1, 1, 1, 1)
-        cond, _ = cached_text(self.cache, traj["idx"][j], traj["variant"][j])
+        cond = self.cache.prompts.text(traj["idx"][j], traj["variant"][j])
         w = torch.full((b,), spec.cfg_scale)
-        pred = self.student(x, sigmas[i] * 1000, cond.states, cond.mask, cond.pooled, embedded(self.student, w))
-        return F.mse_loss(pred, (x_next - x) / dt)
+        return F.mse_loss(self.student_velocity(x, sigmas[i], cond, w), (x_next - x) / dt)
 
     def step(self, step: int) -> dict[str, float]:
         r = self.recipe
         g = step_generator(r.seed, step)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(step, r.lr, r.warmup, r.steps, r.cooldown)
+            group["lr"] = r.lr_at(step)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.guidance_loss(g) if r.guidance is not None else self.trajectory_loss(g)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.student.parameters(), r.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), r.grad_clip)
         self.optimizer.step()
         if self.ema is not None:
-            self.ema.update(self.student)
+            self.ema.update(self.model)
         return {"loss": loss.item(), "grad_norm": grad_norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def export(self, run_dir: Path) -> Path:
+        """The student's pipeline folder (EMA weights, the teacher's VAE and text encoder, the recipe's sampling defaults)."""
+        student = self.model.eval()
+        if self.ema is not None:
+            self.ema.copy_to(student)
+        output = save_pipeline(self.recipe.output, student, self.vae, PipelineSpec(self.text_encoder, self.recipe.sampling))
+        print(f"wrote {output}")
+        return output
 
 
 def distill(recipe: DistillRecipe, resume: bool = False, recipe_path: Path | None = None) -> Path:
     """Run (or resume) a distillation recipe; returns the exported pipeline folder."""
-    run_dir = start_run(recipe.run_dir, recipe.threads, recipe_path)
-    d = Distiller(recipe)
-    step = 0
-    found = latest_checkpoint(run_dir) if resume else None
-    if found is not None:
-        step = load_checkpoint(found, d.student, d.optimizer, d.ema)["step"]
-        print(f"resumed {run_dir} at step {step} from {found.name}")
-    log = Logger(run_dir, recipe.steps, step, "distill")
-    while step < recipe.steps:
-        scalars = d.step(step)
-        step += 1
-        log.step(step, scalars, every=recipe.log_every)
-        if step % recipe.checkpoint_every == 0 or step == recipe.steps:
-            save_checkpoint(run_dir, step, d.student, d.optimizer, d.ema, {"kind": "distill"})
-    log.close()
-    student = d.student.eval()
-    if d.ema is not None:
-        d.ema.copy_to(student)
-    output = save_pipeline(recipe.output, student, d.vae, PipelineSpec(d.text_encoder, recipe.sampling))
-    print(f"wrote {output}")
-    return output
+    run_dir = start_run(recipe, recipe_path)
+    return run(Distiller(recipe), recipe, run_dir, resume=resume)
 
 
 def main_distill(config: str, resume: bool) -> int:

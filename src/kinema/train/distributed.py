@@ -38,10 +38,10 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from kinema.distributed import join_torchrun, launch_torchrun, launched_by_torchrun  # noqa: F401 (launch_torchrun: kinema.train.cli)
+from kinema.distributed import Job, join_torchrun, launched_by_torchrun
 from kinema.models.dit import DiT
 from kinema.models.parallel import enable_sequence_parallel
-from kinema.train.checkpoint import EMA, load_checkpoint, save_checkpoint
+from kinema.train.checkpoint import EMA, ExtraState, load_checkpoint, load_extra_state, save_checkpoint, save_extra_state
 
 DCP_DIR = "dcp"  # the torch.distributed.checkpoint folder inside a step folder
 
@@ -71,26 +71,14 @@ class ParallelConfig:
 
 
 @dataclass(frozen=True)
-class Parallel:
-    """This process's place in the job: its rank, device and groups. `Parallel()` is one lone process.
+class Parallel(Job):
+    """This process's place in the job (a `Job`) and how it shares the training work. `Parallel()` is one
+    lone process.
 
     Ranks r = d·S + s: data-parallel shard d (of D = W/S), position s in its sequence-parallel group of S.
     """
 
     config: ParallelConfig = field(default_factory=ParallelConfig)
-    rank: int = 0
-    world_size: int = 1
-    device: torch.device = torch.device("cpu")
-    mesh: dist.DeviceMesh | None = None  # all ranks, for FSDP; None for a lone process
-    sp_group: dist.ProcessGroup | None = None  # this rank's sequence-parallel group
-
-    @property
-    def distributed(self) -> bool:
-        return self.mesh is not None
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
 
     @property
     def sequence(self) -> int:
@@ -160,10 +148,6 @@ class Parallel:
             norm = norm.full_tensor()
         return norm.item()
 
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier()
-
     def full_model(self, model: DiT) -> DiT | None:
         """The whole model on rank 0 (FSDP's shards gathered into a plain DiT); None on the other ranks."""
         from torch.distributed.fsdp import FSDPModule
@@ -180,10 +164,6 @@ class Parallel:
         plain.load_state_dict(state, assign=True)
         return plain
 
-    def close(self) -> None:
-        if self.distributed and dist.is_initialized():
-            dist.destroy_process_group()
-
 
 def init_parallel(config: ParallelConfig, timeout_s: float = 1800.0) -> Parallel:
     """Join the torchrun job this process belongs to (gloo on CPU, nccl on CUDA); a lone process otherwise.
@@ -192,9 +172,9 @@ def init_parallel(config: ParallelConfig, timeout_s: float = 1800.0) -> Parallel
         ValueError: if the number of processes is not a multiple of `config.sequence`.
     """
     if not launched_by_torchrun():
-        return Parallel(config)  # a lone process trains on the CPU, as before this module existed
+        return Parallel(config=config)  # a lone process trains on the CPU
     job = join_torchrun(config.sequence, timeout_s)
-    return Parallel(config, job.rank, job.world_size, job.device, job.mesh, job.sp_group)
+    return Parallel(job.rank, job.world_size, job.device, job.mesh, job.sp_group, config=config)
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
@@ -212,16 +192,17 @@ def _dcp_state(model: DiT, optimizer: torch.optim.Optimizer, ema: EMA | None) ->
 
 
 def save_training_checkpoint(
-    parallel: Parallel, run_dir: Path, step: int, model: DiT, optimizer: torch.optim.Optimizer, ema: EMA | None,
-    state: dict, keep: int = 2,
+    parallel: Parallel, run_dir: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+    ema: EMA | None, state: dict, keep: int = 2, extra: ExtraState | None = None,
 ) -> Path:
     """Write the training state at `step`: one-process format for a lone process, sharded under torchrun.
 
     Either way the step folder appears complete or not at all (written aside, renamed into place), and
-    only the newest `keep` are kept.
+    only the newest `keep` are kept. `extra` (kinema.train.checkpoint.ExtraState) is replicated state,
+    written whole by rank 0 inside the same atomic step.
     """
     if not parallel.distributed:
-        return save_checkpoint(run_dir, step, model, optimizer, ema, state, keep)
+        return save_checkpoint(run_dir, step, model, optimizer, ema, state, keep, extra)
     import torch.distributed.checkpoint as dcp
 
     root = run_dir / "checkpoints"
@@ -233,6 +214,7 @@ def save_training_checkpoint(
     dcp.save(_dcp_state(model, optimizer, ema), checkpoint_id=tmp / DCP_DIR)  # each rank writes its shards
     parallel.barrier()
     if parallel.is_main:
+        save_extra_state(tmp, extra or {})
         meta = {**state, "step": step, "world_size": parallel.world_size, "parallel": asdict(parallel.config)}
         (tmp / "state.json").write_text(json.dumps(meta, indent=2) + "\n")
         if final.exists():
@@ -245,9 +227,13 @@ def save_training_checkpoint(
 
 
 def load_training_checkpoint(
-    parallel: Parallel, path: Path, model: DiT, optimizer: torch.optim.Optimizer, ema: EMA | None
+    parallel: Parallel, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: EMA | None,
+    extra: ExtraState | None = None,
 ) -> dict:
-    """Restore model, optimizer and EMA from a step folder written with any number of ranks; its state.json."""
+    """Restore model, optimizer, EMA and `extra` from a step folder written with any number of ranks; its
+    state.json."""
+    if not parallel.distributed and not (path / DCP_DIR).is_dir():
+        return load_checkpoint(path, model, optimizer, ema, extra)
     if (path / DCP_DIR).is_dir():
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import set_state_dict
@@ -255,10 +241,9 @@ def load_training_checkpoint(
         state = _dcp_state(model, optimizer, ema)
         dcp.load(state, checkpoint_id=path / DCP_DIR)  # reads the pieces this rank's shards need, in place
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
-    elif not parallel.distributed:
-        return load_checkpoint(path, model, optimizer, ema)
     else:
         _load_one_process_checkpoint(path, model, optimizer, ema)
+    load_extra_state(path, extra or {})
     return json.loads((path / "state.json").read_text())
 
 

@@ -2,8 +2,11 @@
 
     kinema train-vae configs/toy/vae.yaml [--resume]
 
-Skeleton: setup -> loop (stages in order) -> checkpoint -> export. Every random draw of step s comes
-from generators seeded by (seed, s), so `--resume` continues with the same losses.
+`VAETrainer` is the set-up (clips, a held-out set, the VAE, its optimizer, the PatchGAN discriminator
+when the recipe has an adversarial weight), one step and the export (EMA weights and the measured
+latent scaling factor); kinema.train.loop runs it: stages in order, checkpoints (the discriminator and
+its optimizer inside each one), resume with the same losses, since every random draw of step s comes
+from generators seeded by (seed, s).
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from torch import Tensor, nn
 
 from kinema.models.checkpoints import load_vae, save_model
 from kinema.models.vae import CausalVAE, build_vae
-from kinema.train.checkpoint import EMA, latest_checkpoint, load_checkpoint, save_checkpoint, step_generator
-from kinema.train.data import load_clips, sample_windows, to_model_range
 from kinema.config import load_yaml
-from kinema.train.runtime import Logger, lr_at, start_run
+from kinema.train.checkpoint import EMA, ExtraState, step_generator
+from kinema.train.data import Clip, load_clips, sample_windows, to_model_range
+from kinema.train.loop import RunRecipe, run, stage_at, start_run
 
 
 RECONSTRUCTION_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
@@ -48,11 +51,10 @@ class VAEStage:
             raise ValueError("stage steps, batch_size and max_stride must be positive")
 
 
-@dataclass(frozen=True)
-class VAERecipe:
-    """A VAE training run."""
+@dataclass(frozen=True, kw_only=True)
+class VAERecipe(RunRecipe):
+    """A VAE training run (with `RunRecipe`'s run folder, seed, schedule and cadence)."""
 
-    run_dir: str
     dataset: str
     stages: list[VAEStage]
     model: str = "toy"
@@ -63,18 +65,13 @@ class VAERecipe:
     freeze_encoder: bool = False
     lr: float = 1e-3
     warmup: int = 100
-    cooldown: int = 0  # linear learning-rate decay over the last `cooldown` steps
     weight_decay: float = 0.0
     kl_weight: float = 1e-6
     reconstruction_loss: str = "l1"  # "l1", or "mse", which is what PSNR measures
     adversarial_weight: float = 0.0
     adversarial_start: int = 0  # step at which the discriminator joins (HunyuanVideo adds it late)
     ema_decay: float | None = None
-    seed: int = 0
     max_clips: int | None = None
-    checkpoint_every: int = 250
-    log_every: int = 10
-    threads: int | None = None
     eval_clips: int = 16  # held-out clips: reconstruction PSNR every `eval_every` steps and at the end
     eval_every: int = 200
 
@@ -92,11 +89,7 @@ class VAERecipe:
         return sum(s.steps for s in self.stages)
 
     def stage_at(self, step: int) -> VAEStage:
-        for stage in self.stages:
-            if step < stage.steps:
-                return stage
-            step -= stage.steps
-        return self.stages[-1]
+        return stage_at(self.stages, step)
 
 
 class PatchDiscriminator(nn.Module):
@@ -128,7 +121,7 @@ def measure_scaling_factor(vae: CausalVAE, videos: Tensor) -> float:
     return 1.0 / vae.encode(videos).mean.std().item()
 
 
-def held_out_video(recipe: VAERecipe, clips: list) -> torch.Tensor:
+def held_out_video(recipe: VAERecipe, clips: list[Clip]) -> Tensor:
     """Fixed evaluation windows: the last stage's size, as many frames as the clips allow (4k+1)."""
     stage = recipe.stages[-1]
     frames = min(stage.frames, min(c.video.shape[0] for c in clips))
@@ -138,96 +131,95 @@ def held_out_video(recipe: VAERecipe, clips: list) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruction_psnr(vae: CausalVAE, video: torch.Tensor) -> float:
+def reconstruction_psnr(vae: CausalVAE, video: Tensor) -> float:
     return psnr(vae.decode(vae.encode(video).mode()), video)
+
+
+class VAETrainer:
+    """Set-up (data, VAE, optimizer, discriminator) and one optimisation step of a VAE run; `run` drives it."""
+
+    kind = "vae"
+
+    def __init__(self, recipe: VAERecipe) -> None:
+        self.recipe = recipe
+        clips = load_clips(recipe.dataset, limit=recipe.max_clips)
+        eval_clips, self.clips = clips[: recipe.eval_clips], clips[recipe.eval_clips :]
+        if not self.clips:
+            raise ValueError(f"dataset {recipe.dataset} has no clips left for training after {recipe.eval_clips} for evaluation")
+        torch.manual_seed(recipe.seed)
+        self.model = (load_vae(recipe.init) if recipe.init else build_vae(recipe.model)).train()
+        if recipe.freeze_encoder:
+            self.model.encoder.requires_grad_(False)
+            self.model.quant_conv.requires_grad_(False)
+        self.trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.trained, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.99))
+        self.discriminator = PatchDiscriminator() if recipe.adversarial_weight > 0 else None
+        self.extra: ExtraState = {}
+        if self.discriminator is not None:
+            self.disc_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=recipe.lr, betas=(0.5, 0.9))
+            self.extra = {"discriminator": {"model": self.discriminator, "optimizer": self.disc_optimizer}}
+        self.ema = EMA(self.model, recipe.ema_decay) if recipe.ema_decay else None
+        self.eval_clips = len(eval_clips)
+        self.held_out = held_out_video(recipe, eval_clips) if eval_clips else None
+
+    def step(self, step: int) -> dict[str, float]:
+        """One optimizer step of the VAE (and of the discriminator once it has joined)."""
+        r, vae = self.recipe, self.model
+        stage = r.stage_at(step)
+        g = step_generator(r.seed, step)
+        video = to_model_range(sample_windows(self.clips, stage.batch_size, stage.frames, stage.height, stage.width, stage.max_stride, g))
+        out = vae(video, sample=True, generator=step_generator(r.seed, step, stream=1))
+        rec = RECONSTRUCTION_LOSSES[r.reconstruction_loss](out.reconstruction, video)
+        # KL summed over latent elements, per pixel: with kl_weight 1e-6 this is LDM's NLL_sum + 1e-6·KL_sum.
+        kl = out.posterior.kl().mean() / video[0].numel()
+        loss = rec + r.kl_weight * kl
+        adversarial = self.discriminator is not None and step >= r.adversarial_start
+        adv = torch.zeros(())
+        if adversarial:
+            adv = -self.discriminator(out.reconstruction).mean()  # hinge generator loss
+            loss = loss + r.adversarial_weight * adv
+        for group in self.optimizer.param_groups:
+            group["lr"] = r.lr_at(step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.trained, 1.0)
+        self.optimizer.step()
+        if adversarial:
+            d_loss = F.relu(1 - self.discriminator(video)).mean() + F.relu(1 + self.discriminator(out.reconstruction.detach())).mean()
+            self.disc_optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.disc_optimizer.step()
+        if self.ema is not None:
+            self.ema.update(vae)
+        scalars = {"loss": loss.item(), r.reconstruction_loss: rec.item(), "kl": kl.item(), "adv": adv.item(),
+                   "grad_norm": grad_norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+        if self.held_out is not None and (step + 1) % r.eval_every == 0:
+            vae.eval()
+            scalars["eval_psnr"] = reconstruction_psnr(vae, self.held_out)
+            vae.train()
+        return scalars
+
+    def export(self, run_dir: Path) -> Path:
+        """The VAE in kinema's format: EMA weights if kept, the measured latent scaling factor (kept with a
+        frozen encoder); prints the held-out PSNR."""
+        r, vae = self.recipe, self.model.eval()
+        if self.ema is not None:
+            self.ema.copy_to(vae)
+        if self.held_out is not None:
+            scale = vae.cfg.scaling_factor if r.freeze_encoder else measure_scaling_factor(vae, self.held_out)
+            value = reconstruction_psnr(vae, self.held_out)
+            print(f"held-out reconstruction PSNR {value:.2f} dB on {self.eval_clips} clips; latent scaling factor {scale:.4f}")
+            vae.cfg = dataclasses.replace(vae.cfg, scaling_factor=scale)
+        output = Path(r.output) if r.output else run_dir / "vae"
+        save_model(vae, "vae", output)
+        print(f"wrote {output}")
+        return output
 
 
 def train_vae(recipe: VAERecipe, resume: bool = False, recipe_path: Path | None = None) -> Path:
     """Run (or resume) a VAE training recipe; returns the exported VAE folder."""
-    run_dir = start_run(recipe.run_dir, recipe.threads, recipe_path)
-
-    # 1. Setup: data, model, optimizer, state.
-    clips = load_clips(recipe.dataset, limit=recipe.max_clips)
-    eval_clips, clips = clips[: recipe.eval_clips], clips[recipe.eval_clips :]
-    if not clips:
-        raise ValueError(f"dataset {recipe.dataset} has no clips left for training after {recipe.eval_clips} for evaluation")
-    torch.manual_seed(recipe.seed)
-    vae = (load_vae(recipe.init) if recipe.init else build_vae(recipe.model)).train()
-    if recipe.freeze_encoder:
-        vae.encoder.requires_grad_(False)
-        vae.quant_conv.requires_grad_(False)
-    trained = [p for p in vae.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trained, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.99))
-    disc = PatchDiscriminator() if recipe.adversarial_weight > 0 else None
-    disc_opt = torch.optim.AdamW(disc.parameters(), lr=recipe.lr, betas=(0.5, 0.9)) if disc is not None else None
-    ema = EMA(vae, recipe.ema_decay) if recipe.ema_decay else None
-    step = 0
-    found = latest_checkpoint(run_dir) if resume else None
-    if found is not None:
-        state = load_checkpoint(found, vae, opt, ema)
-        if disc is not None and (found / "discriminator.pt").is_file():
-            saved = torch.load(found / "discriminator.pt", weights_only=True)
-            disc.load_state_dict(saved["model"])
-            disc_opt.load_state_dict(saved["optimizer"])
-        step = state["step"]
-        print(f"resumed {run_dir} at step {step} from {found.name}")
-    log = Logger(run_dir, recipe.total_steps, step, "train-vae")
-    held_out = held_out_video(recipe, eval_clips) if eval_clips else None
-
-    # 2. Loop.
-    while step < recipe.total_steps:
-        stage = recipe.stage_at(step)
-        g = step_generator(recipe.seed, step)
-        video = to_model_range(sample_windows(clips, stage.batch_size, stage.frames, stage.height, stage.width, stage.max_stride, g))
-        out = vae(video, sample=True, generator=step_generator(recipe.seed, step, stream=1))
-        rec = RECONSTRUCTION_LOSSES[recipe.reconstruction_loss](out.reconstruction, video)
-        # KL summed over latent elements, per pixel: with kl_weight 1e-6 this is LDM's NLL_sum + 1e-6·KL_sum.
-        kl = out.posterior.kl().mean() / video[0].numel()
-        loss = rec + recipe.kl_weight * kl
-        adv = torch.zeros(())
-        if disc is not None and step >= recipe.adversarial_start:
-            adv = -disc(out.reconstruction).mean()  # hinge generator loss
-            loss = loss + recipe.adversarial_weight * adv
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, recipe.lr, recipe.warmup, recipe.total_steps, recipe.cooldown)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        opt.step()
-        if disc is not None and step >= recipe.adversarial_start:
-            d_loss = F.relu(1 - disc(video)).mean() + F.relu(1 + disc(out.reconstruction.detach())).mean()
-            disc_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            disc_opt.step()
-        if ema is not None:
-            ema.update(vae)
-        step += 1
-        scalars = {"loss": loss.item(), recipe.reconstruction_loss: rec.item(), "kl": kl.item(), "adv": adv.item(),
-                   "grad_norm": grad_norm.item()}
-        if held_out is not None and step % recipe.eval_every == 0:
-            vae.eval()
-            scalars["eval_psnr"] = reconstruction_psnr(vae, held_out)
-            vae.train()
-        log.step(step, scalars, every=recipe.log_every)
-        if step % recipe.checkpoint_every == 0 or step == recipe.total_steps:
-            path = save_checkpoint(run_dir, step, vae, opt, ema, {"kind": "vae"})
-            if disc is not None:
-                torch.save({"model": disc.state_dict(), "optimizer": disc_opt.state_dict()}, path / "discriminator.pt")
-    log.close()
-
-    # 3. Export: EMA weights if kept, the measured scaling factor (kept with a frozen encoder), held-out PSNR.
-    vae.eval()
-    if ema is not None:
-        ema.copy_to(vae)
-    if held_out is not None:
-        scale = vae.cfg.scaling_factor if recipe.freeze_encoder else measure_scaling_factor(vae, held_out)
-        value = reconstruction_psnr(vae, held_out)
-        print(f"held-out reconstruction PSNR {value:.2f} dB on {len(eval_clips)} clips; latent scaling factor {scale:.4f}")
-        vae.cfg = dataclasses.replace(vae.cfg, scaling_factor=scale)
-    output = Path(recipe.output) if recipe.output else run_dir / "vae"
-    save_model(vae, "vae", output)
-    print(f"wrote {output}")
-    return output
+    run_dir = start_run(recipe, recipe_path)
+    return run(VAETrainer(recipe), recipe, run_dir, resume=resume)
 
 
 def main_train_vae(config: str, resume: bool) -> int:
