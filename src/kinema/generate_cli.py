@@ -58,7 +58,7 @@ def run_generate(args: argparse.Namespace) -> int:
         try:
             device = check_device(args.device)
         except ValueError as e:
-            raise UsageError(f"--device {args.device}: {e}") from None
+            raise UsageError(str(e)) from None
     dtype = torch.bfloat16 if device.type == "cuda" else None
     start = time.perf_counter()
     pipe = Pipeline.from_pretrained(args.checkpoint, device=device, dtype=dtype)
