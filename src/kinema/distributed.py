@@ -41,9 +41,10 @@ def check_device(name: str) -> torch.device:
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} needs a CUDA GPU, and torch sees none on this machine; use cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+            count = torch.cuda.device_count()
+            raise ValueError(f"device {name!r} does not exist: this machine has {count} CUDA GPU(s)")
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r} needs Apple's Metal (MPS), which this machine's torch does not have; use cpu")
+        raise ValueError(f"device {name!r} needs Apple's Metal (MPS), which this torch cannot use here; use cpu")
     return device
 
 

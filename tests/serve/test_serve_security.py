@@ -111,8 +111,8 @@ def test_served_model_reads_units_without_loading_weights(tiny_pipeline: Path) -
 
 
 def test_the_api_process_reads_the_model_without_torch(tiny_pipeline: Path, tmp_path: Path) -> None:
-    code = ("import sys; from kinema.serve.app import create_app; from kinema.serve.config import ServedModel; "
-            f"ServedModel.from_folder(__import__('pathlib').Path({str(tiny_pipeline)!r})); print('torch' in sys.modules)")
+    code = ("import sys, pathlib; from kinema.serve.app import create_app; from kinema.serve.config import ServedModel; "
+            f"ServedModel.from_folder(pathlib.Path({str(tiny_pipeline)!r})); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
     # pipeline.json goes through the typed loader: a wrong value is one error naming it.

@@ -161,8 +161,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     for steps in steps_list:
         for shift in shifts:
             rows.append(sweep_point(pipe, cases, dataclasses.replace(base, steps=steps, shift=shift)))
-            print(f"steps {steps:>3} shift {shift:>5g}: " + "  ".join(f"{a} {100 * rows[-1][a]:.0f}%" for a in ATTRIBUTES)
-                  + f"  {rows[-1]['latency_s']:.2f} s/video", flush=True)
+            row = rows[-1]
+            print(f"steps {steps:>3} shift {shift:>5g}: " + "  ".join(f"{a} {100 * row[a]:.0f}%" for a in ATTRIBUTES)
+                  + f"  {row['latency_s']:.2f} s/video", flush=True)
     report = SweepReport(args.split, len(cases), rows)
     summary, table = write_sweep_report(report, args.out)
     print(report.table())
