@@ -1,4 +1,5 @@
-"""Both trainers on tiny recipes: finite losses, checkpoints, exact resumption, an exported pipeline."""
+"""The VAE and DiT trainers on tiny recipes: finite losses, checkpoints, exact resumption, an exported
+pipeline, the latent cache, and recipes checked where they can be."""
 
 import dataclasses
 import json
@@ -10,13 +11,15 @@ import torch
 import yaml
 
 from kinema.caption.schema import PromptDropout
+from kinema.config import ConfigError, from_dict, load_yaml
 from kinema.models.checkpoints import load_vae
+from kinema.models.sizes import dit_config
+from kinema.models.vae import VAEConfig
 from kinema.toyworld.dataset import render_dataset
 from kinema.toyworld.scene import WorldConfig
-from kinema.config import ConfigError, from_dict, load_yaml
 from kinema.train.distill import DistillRecipe
 from kinema.train.dit import train_dit
-from kinema.train.dit_recipe import Bucket, DiTRecipe
+from kinema.train.dit_recipe import Bucket, DiTRecipe, check_bucket
 from kinema.train.latent_cache import LatentCache, data_cache_key, prompt_cache_key
 from kinema.train.vae import VAERecipe, VAEStage, train_vae
 
@@ -131,15 +134,22 @@ def test_the_latent_cache_is_rebuilt_as_far_as_the_recipe_or_the_data_changed(da
     assert not torch.equal(rebuilt.buckets["32x32x9"].mean, before.buckets["32x32x9"].mean)
 
 
-def test_every_shipped_recipe_loads():
-    recipes = sorted(Path(__file__).parents[2].joinpath("configs").rglob("*.yaml"))
+def test_every_shipped_recipe_loads_and_its_buckets_fit_its_models():
+    root = Path(__file__).parents[2]
+    recipes = sorted(root.joinpath("configs").rglob("*.yaml"))
     kinds = {"vae": VAERecipe, "dit": DiTRecipe, "distill": DistillRecipe}
+    # The VAE each recipe family trains on: the shipped toy VAE, the reference's (8× space, 4× time).
+    vaes = {"toy": load_vae(root / "checkpoints" / "toy" / "vae").cfg, "hunyuan": VAEConfig()}
     checked = 0
     for path in recipes:
         kind = path.stem.split("-")[0]
         if kind in kinds:
-            load_yaml(kinds[kind], path)
+            recipe = load_yaml(kinds[kind], path)
             checked += 1
+            if isinstance(recipe, DiTRecipe):
+                recipe.check_buckets(vaes[path.parent.name], dit_config(recipe.model))
+            elif isinstance(recipe, DistillRecipe):
+                check_bucket(recipe.bucket, vaes[path.parent.name], dit_config("toy"))
     assert checked >= 4
 
 

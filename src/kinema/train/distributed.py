@@ -21,7 +21,9 @@ by the group size S: (1/W)·Σ_ranks S·g_rank = (1/D)·Σ_data-parallel shards 
 Checkpoints. Under torchrun, torch.distributed.checkpoint writes `dcp/` into the step folder (each rank
 its own shards, rank 0 the metadata; a file system all ranks share). It reloads on any number of ranks,
 one process included; a one-process checkpoint (model.safetensors + optimizer.pt) loads into a
-distributed run too. Side effects (files, logs, prints) happen on rank 0 only.
+distributed run too. Replicated extra state (kinema.train.checkpoint.ExtraState) is written whole by
+rank 0 into the same step folder before it is renamed into place. Side effects (files, logs, prints)
+happen on rank 0 only.
 """
 
 from __future__ import annotations
