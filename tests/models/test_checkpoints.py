@@ -103,3 +103,60 @@ def test_wrong_inputs_get_one_sentence(tmp_path):
     with pytest.raises(CheckpointError, match="cannot read"):
         load_dit(tmp_path / "junk.pt")
     assert main(["convert", str(tmp_path / "empty"), str(tmp_path / "o")]) == 2
+
+
+# Heads 16 wide: the official file does not say how RoPE splits them, so the architecture must be given.
+NARROW = DiTConfig(
+    in_channels=4, out_channels=4, heads=2, head_dim=16, depth_double=1, depth_single=1, depth_refiner=1,
+    mlp_ratio=2.0, text_dim=16, pooled_dim=8, rope_dims=(4, 6, 6),
+)
+
+
+@pytest.fixture()
+def narrow_official(tmp_path):
+    torch.manual_seed(1)
+    model = DiT(NARROW)
+    folder = tmp_path / "official"
+    folder.mkdir()
+    torch.save({"module": model.state_dict()}, folder / "mp_rank_00_model_states.pt")
+    return model, folder
+
+
+def test_official_checkpoint_with_narrow_heads_loads_with_a_given_config(narrow_official):
+    model, folder = narrow_official
+    with pytest.raises(ValueError, match=r"16-wide heads.*kinema convert SRC DST --config FILE.*config=DiTConfig"):
+        load_dit(folder)
+    loaded = load_dit(folder, config=NARROW)
+    assert loaded.cfg == NARROW
+    assert_same_weights(loaded, model)
+    # Weights that do not fit the given architecture: one error naming the tensors.
+    wider = dataclasses.replace(NARROW, heads=1, head_dim=32, rope_dims=(8, 12, 12))
+    with pytest.raises(CheckpointError, match=r"does not fit the given DiT config: wrong shape double_blocks\.0\.img_attn_k_norm\.weight \(16,\) vs model \(32,\)"):
+        load_dit(folder, config=wider)
+
+
+def test_convert_cli_takes_the_architecture_as_a_file_or_a_size(narrow_official, tmp_path, capsys):
+    model, folder = narrow_official
+    assert main(["convert", str(folder), str(tmp_path / "none")]) == 2
+    assert "--config FILE" in capsys.readouterr().err
+
+    as_json = tmp_path / "narrow.json"
+    as_json.write_text(json.dumps(NARROW.to_dict()))
+    as_yaml = tmp_path / "narrow.yaml"
+    as_yaml.write_text("".join(f"{k}: {list(v) if isinstance(v, tuple) else v}\n" for k, v in NARROW.to_dict().items()))
+    for i, config in enumerate([as_json, as_yaml]):
+        assert main(["convert", str(folder), str(tmp_path / f"out{i}"), "--config", str(config)]) == 0
+        converted = load_dit(tmp_path / f"out{i}")  # kinema's format records the config: no flag needed now
+        assert converted.cfg == NARROW
+        assert_same_weights(converted, model)
+
+    assert main(["convert", str(folder), str(tmp_path / "toy"), "--config", "toy"]) == 2  # a size that does not fit
+    assert "does not fit the given DiT config" in capsys.readouterr().err
+    assert main(["convert", str(folder), str(tmp_path / "x"), "--config", "huge"]) == 2
+    assert "neither a DiT size (toy, small, hunyuan-13b) nor a file" in capsys.readouterr().err
+    as_json.write_text(json.dumps({**NARROW.to_dict(), "heads": "two"}))
+    assert main(["convert", str(folder), str(tmp_path / "x"), "--config", str(as_json)]) == 2
+    assert "heads must be" in capsys.readouterr().err
+    assert main(["convert", str(folder), str(tmp_path / "x"), "--config", str(as_yaml), "--model", "vae"]) == 2
+    assert "does not apply to --model vae" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -6,7 +6,8 @@ Formats, detected automatically:
 - **diffusers**: a folder with `config.json` (`_class_name` HunyuanVideoTransformer3DModel or
   AutoencoderKLHunyuanVideo) and `diffusion_pytorch_model.safetensors`, sharded (`*.index.json`) or not;
   a whole diffusers pipeline folder works too (its `transformer/` or `vae/`).
-- **official** HunyuanVideo: the transformer's `mp_rank_00_model_states.pt` (weights under `module`),
+- **official** HunyuanVideo: the transformer's `mp_rank_00_model_states.pt` (weights under `module`;
+  no config file, so its architecture is read off the tensor shapes unless a `DiTConfig` is given),
   the VAE's `pytorch_model.pt` beside its `config.json`.
 
 Loading is strict: a missing, unexpected or wrongly shaped tensor is an error that names them, never
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from kinema.fsutil import temp_folder_beside
 from kinema.models.dit import DiT, DiTConfig
 from kinema.models.dit_convert import dit_config_from_diffusers, dit_config_from_official, dit_state_from_diffusers
 
@@ -125,8 +126,13 @@ def read_torch_file(path: Path) -> dict[str, Tensor]:
     return sd
 
 
-def load_state_strict(model: nn.Module, sd: dict[str, Tensor], source: str | os.PathLike) -> None:
-    """Assign `sd` to a (meta-device) model, or raise naming every missing/unexpected/misshapen tensor."""
+def load_state_strict(
+    model: nn.Module, sd: dict[str, Tensor], source: str | os.PathLike, model_name: str = "the model"
+) -> None:
+    """Assign `sd` to a (meta-device) model, or raise naming every missing/unexpected/misshapen tensor.
+
+    `model_name` says in the error what the checkpoint was measured against.
+    """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(sd))
     unexpected = sorted(set(sd) - set(expected))
@@ -145,7 +151,7 @@ def load_state_strict(model: nn.Module, sd: dict[str, Tensor], source: str | os.
             f"unexpected {show(unexpected)}" if unexpected else "",
             f"wrong shape {show(misshapen)}" if misshapen else "",
         ]
-        raise CheckpointError(f"checkpoint {source} does not fit the model: " + "; ".join(p for p in problems if p))
+        raise CheckpointError(f"checkpoint {source} does not fit {model_name}: " + "; ".join(p for p in problems if p))
     model.load_state_dict(sd, strict=True, assign=True)
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
@@ -159,22 +165,32 @@ def _finish(model: nn.Module, dtype: torch.dtype | None, device: torch.device | 
 
 
 def load_dit(
-    path: str | os.PathLike, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    path: str | os.PathLike,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    config: DiTConfig | None = None,
 ) -> DiT:
-    """Load a DiT from a kinema, diffusers or official checkpoint (detected automatically)."""
+    """Load a DiT from a kinema, diffusers or official checkpoint (detected automatically).
+
+    Args:
+        config: the architecture, used instead of the checkpoint's config file or, for an official
+            checkpoint (which has none), of what its tensor shapes imply. Needed for official
+            checkpoints whose heads are not 128 wide: their RoPE split is in no file. Weights that
+            do not fit it are one CheckpointError naming the tensors.
+    """
     fmt, where = locate(path, "dit")
     if fmt == "kinema":
-        cfg = DiTConfig(**_read_json(where / "config.json")["config"])
+        cfg = config or DiTConfig(**_read_json(where / "config.json")["config"])
         sd = load_file(where / KINEMA_WEIGHTS)
     elif fmt == "diffusers":
-        cfg = dit_config_from_diffusers(_read_json(where / "config.json"))
+        cfg = config or dit_config_from_diffusers(_read_json(where / "config.json"))
         sd = dit_state_from_diffusers(read_safetensors_folder(where, "diffusion_pytorch_model"), cfg)
     else:
         sd = read_torch_file(where)
-        cfg = dit_config_from_official(sd)
+        cfg = config or dit_config_from_official(sd)
     with torch.device("meta"):
         model = DiT(cfg)
-    load_state_strict(model, sd, where)
+    load_state_strict(model, sd, where, "the model" if config is None else "the given DiT config")
     return _finish(model, dtype, device)
 
 
@@ -208,8 +224,7 @@ def save_model(model: nn.Module, kind: ModelKind, folder: str | os.PathLike) -> 
     The files are written into a temporary folder beside `folder`, which then replaces it.
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    tmp = temp_folder_beside(folder)
     try:
         sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(sd, tmp / KINEMA_WEIGHTS)
@@ -229,7 +244,12 @@ def save_model(model: nn.Module, kind: ModelKind, folder: str | os.PathLike) -> 
     return folder
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, kind: ModelKind) -> Path:
-    """Read any supported checkpoint of a `kind` model and write it in kinema's format."""
-    model = load_dit(src) if kind == "dit" else load_vae(src)
+def convert(src: str | os.PathLike, dst: str | os.PathLike, kind: ModelKind, config: DiTConfig | None = None) -> Path:
+    """Read any supported checkpoint of a `kind` model and write it in kinema's format.
+
+    `config` is the DiT's architecture when the checkpoint does not tell it (see `load_dit`).
+    """
+    if config is not None and kind != "dit":
+        raise ValueError(f"a DiTConfig describes the DiT, not the {kind.upper()}")
+    model = load_dit(src, config=config) if kind == "dit" else load_vae(src)
     return save_model(model, kind, dst)

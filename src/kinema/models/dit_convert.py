@@ -175,7 +175,7 @@ def dit_config_from_official(sd: dict[str, Tensor]) -> DiTConfig:
     """Infer the architecture of an official checkpoint (which has no config file) from its tensor shapes.
 
     Every field is read off a shape except the RoPE split, which is the reference's (16, 56, 56)
-    for 128-wide heads.
+    for 128-wide heads; for other widths the caller gives the whole config (`load_dit(config=...)`).
     """
     try:
         hidden, in_ch, pt, ph, pw = sd["img_in.proj.weight"].shape
@@ -188,8 +188,9 @@ def dit_config_from_official(sd: dict[str, Tensor]) -> DiTConfig:
         raise ValueError(f"not an official HunyuanVideo transformer checkpoint: no tensor {e.args[0]!r}") from None
     if head_dim != 128:
         raise ValueError(
-            f"cannot infer the RoPE split for {head_dim}-wide heads from an official checkpoint; "
-            "convert it with a kinema config instead"
+            f"cannot infer the RoPE split for {head_dim}-wide heads from an official checkpoint; give the "
+            "architecture: `kinema convert SRC DST --config FILE` (a JSON or YAML of DiTConfig fields, "
+            "or a size name) or `load_dit(path, config=DiTConfig(...))`"
         )
     return DiTConfig(
         in_channels=in_ch, out_channels=out_ch, heads=hidden // head_dim, head_dim=head_dim,
