@@ -232,11 +232,13 @@ class Distiller:
         return {"loss": loss.item(), "grad_norm": grad_norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
 
     def export(self, run_dir: Path) -> Path:
-        """The student's pipeline folder (EMA weights, the teacher's VAE and text encoder, the recipe's sampling defaults)."""
+        """The student's pipeline folder: EMA weights, the teacher's VAE and text encoder, the recipe's
+        sampling defaults."""
         student = self.model.eval()
         if self.ema is not None:
             self.ema.copy_to(student)
-        output = save_pipeline(self.recipe.output, student, self.vae, PipelineSpec(self.text_encoder, self.recipe.sampling))
+        spec = PipelineSpec(self.text_encoder, self.recipe.sampling)
+        output = save_pipeline(self.recipe.output, student, self.vae, spec)
         print(f"wrote {output}")
         return output
 

@@ -67,7 +67,8 @@ class DiTTrainer:
         t = self.recipe.time.sample(bucket.batch_size, g)
         x_t, noise = noisy_inputs(latents, t, g)
         # Every rank drew the whole batch (same generator, same numbers); it trains on its share.
-        x_t, t, latents, noise, *text = self.parallel.shard_batch(x_t, t, latents, noise, text.states, text.mask, text.pooled)
+        x_t, t, latents, noise, *text = self.parallel.shard_batch(
+            x_t, t, latents, noise, text.states, text.mask, text.pooled)
         guidance = None if self.recipe.guidance is None else torch.full_like(t, self.recipe.guidance)
         velocity = dit_velocity(self.net, x_t, t, TextEmbedding(*text), guidance)
         return flow_matching_loss(velocity, latents, noise)

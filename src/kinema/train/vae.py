@@ -145,14 +145,17 @@ class VAETrainer:
         clips = load_clips(recipe.dataset, limit=recipe.max_clips)
         eval_clips, self.clips = clips[: recipe.eval_clips], clips[recipe.eval_clips :]
         if not self.clips:
-            raise ValueError(f"dataset {recipe.dataset} has no clips left for training after {recipe.eval_clips} for evaluation")
+            raise ValueError(f"dataset {recipe.dataset} has no clips left for training after "
+                             f"{recipe.eval_clips} for evaluation")
         torch.manual_seed(recipe.seed)
         self.model = (load_vae(recipe.init) if recipe.init else build_vae(recipe.model)).train()
         if recipe.freeze_encoder:
             self.model.encoder.requires_grad_(False)
             self.model.quant_conv.requires_grad_(False)
         self.trained = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.trained, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.99))
+        self.optimizer = torch.optim.AdamW(
+            self.trained, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.99)
+        )
         self.discriminator = PatchDiscriminator() if recipe.adversarial_weight > 0 else None
         self.extra: ExtraState = {}
         if self.discriminator is not None:
@@ -167,7 +170,8 @@ class VAETrainer:
         r, vae = self.recipe, self.model
         stage = r.stage_at(step)
         g = step_generator(r.seed, step)
-        video = to_model_range(sample_windows(self.clips, stage.batch_size, stage.frames, stage.height, stage.width, stage.max_stride, g))
+        windows = sample_windows(self.clips, stage.batch_size, stage.frames, stage.height, stage.width, stage.max_stride, g)
+        video = to_model_range(windows)  # (B, 3, T, H, W)
         out = vae(video, sample=True, generator=step_generator(r.seed, step, stream=1))
         rec = RECONSTRUCTION_LOSSES[r.reconstruction_loss](out.reconstruction, video)
         # KL summed over latent elements, per pixel: with kl_weight 1e-6 this is LDM's NLL_sum + 1e-6·KL_sum.
@@ -185,7 +189,8 @@ class VAETrainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trained, 1.0)
         self.optimizer.step()
         if adversarial:
-            d_loss = F.relu(1 - self.discriminator(video)).mean() + F.relu(1 + self.discriminator(out.reconstruction.detach())).mean()
+            real, fake = self.discriminator(video), self.discriminator(out.reconstruction.detach())
+            d_loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()  # hinge discriminator loss
             self.disc_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             self.disc_optimizer.step()
@@ -208,7 +213,8 @@ class VAETrainer:
         if self.held_out is not None:
             scale = vae.cfg.scaling_factor if r.freeze_encoder else measure_scaling_factor(vae, self.held_out)
             value = reconstruction_psnr(vae, self.held_out)
-            print(f"held-out reconstruction PSNR {value:.2f} dB on {self.eval_clips} clips; latent scaling factor {scale:.4f}")
+            print(f"held-out reconstruction PSNR {value:.2f} dB on {self.eval_clips} clips; "
+                  f"latent scaling factor {scale:.4f}")
             vae.cfg = dataclasses.replace(vae.cfg, scaling_factor=scale)
         output = Path(r.output) if r.output else run_dir / "vae"
         save_model(vae, "vae", output)
