@@ -13,18 +13,33 @@ from kinema.data.camera import (
     classify_camera_motion,
     estimate_global_motion,
 )
-from kinema.data.synthetic import SYNTHETIC_CAMERA_CLASSES, add_noise, render_camera_motion
+from kinema.data.camera_path import VIEW_MOTION, camera_path
+from kinema.data.synthetic import add_noise, render_camera_motion
 
 
-def test_synthetic_set_covers_all_fourteen_classes():
-    assert sorted(SYNTHETIC_CAMERA_CLASSES) == sorted(CAMERA_MOTIONS)
+def test_camera_paths_cover_the_fourteen_classes_in_one_convention():
+    assert sorted(VIEW_MOTION) == sorted(CAMERA_MOTIONS)
+    t = np.arange(5.0)
+
+    def path(motion):
+        return camera_path(motion, t, (64, 48), travel=0.1, zoom=0.2, roll=0.3)
+
+    # The path describes the camera: pan right moves the view right, tilt up moves it up.
+    assert path("pan right").offset[-1].tolist() == [4 * 0.1 * 64, 0.0]
+    assert path("tilt up").offset[-1, 1] < 0 and path("pan up").offset[-1, 1] < 0
+    assert path("zoom in").log_zoom[-1] > 0 > path("zoom out").log_zoom[-1]
+    assert path("tilt right").roll[-1] > 0 > path("tilt left").roll[-1]  # clockwise on screen
+    static = path("static shot")
+    assert not static.offset.any() and not static.log_zoom.any() and not static.roll.any()
+    with pytest.raises(ValueError, match="unknown camera motion"):
+        camera_path("dolly zoom", t, (64, 48))
 
 
 @pytest.mark.parametrize("size", [(64, 64), (144, 256)])
 def test_accuracy_on_synthetic_set_is_at_least_90_percent(size):
     height, width = size
     results = []
-    for motion in SYNTHETIC_CAMERA_CLASSES:
+    for motion in CAMERA_MOTIONS:
         for seed in range(2):
             clip = add_noise(render_camera_motion(motion, 17, height, width, speed=0.02, seed=seed), 3.0, seed)
             results.append(classify_camera_motion(clip).type == motion)

@@ -7,18 +7,22 @@ import json
 import numpy as np
 import pytest
 
-from kinema.caption.schema import Caption, caption_to_prompt
+from kinema.caption.schema import CAMERA_MOTIONS, Caption, caption_to_prompt
 from kinema.toyworld.captions import parse_prompt, scene_caption
 from kinema.toyworld.scene import (
+    CAMERAS,
     HELD_OUT,
     LANE_JITTER,
+    PAN_TRAVEL,
+    ROLL_ANGLE,
+    ZOOM_RANGE,
     SceneTruth,
     WorldConfig,
     bounding_radius,
-    camera_path,
     object_centers,
     sample_scenes,
     scene_for,
+    view_path,
 )
 
 
@@ -78,20 +82,27 @@ def test_a_lone_objects_path_crosses_the_frame_centre_and_others_start_anywhere(
     assert np.mean([np.abs(np.add(o.start, o.end) / 2 - 32.0).max() > jitter for o in crowded]) > 0.5
 
 
-def test_camera_path_moves_the_window_with_the_camera():
+def test_view_path_moves_the_view_with_the_camera():
     base = sample_scenes(1, seed=0)[0]
 
     def path(camera):
-        return camera_path(SceneTruth(base.objects, camera, base.pattern, base.tint, 64, 64, 17, 8.0, base.seed))
+        return view_path(SceneTruth(base.objects, camera, base.pattern, base.tint, 64, 64, 17, 8.0, base.seed))
 
-    centers, _, _ = path("pan right")
-    assert centers[-1, 0] > centers[0, 0] and centers[-1, 1] == centers[0, 1]
-    centers, _, _ = path("tilt up")
-    assert centers[-1, 1] < centers[0, 1]
-    _, scales, _ = path("zoom in")
-    assert scales[-1] < scales[0]  # a smaller window magnifies
-    centers, scales, angles = path("static shot")
-    assert np.ptp(centers) == 0 and np.ptp(scales) == 0 and np.ptp(angles) == 0
+    offset = path("pan right").offset
+    assert offset[-1, 0] - offset[0, 0] == pytest.approx(PAN_TRAVEL * 64) and np.ptp(offset[:, 1]) == 0
+    assert offset[8].tolist() == [0.0, 0.0]  # pans are centred on the middle frame
+    assert path("tilt up").offset[-1, 1] < path("tilt up").offset[0, 1]
+    zoom_in, zoom_out = path("zoom in").log_zoom, path("zoom out").log_zoom
+    assert zoom_in[0] == 0 and zoom_in[-1] == pytest.approx(-np.log(ZOOM_RANGE))  # from the whole frame in
+    assert zoom_out[0] == pytest.approx(-np.log(ZOOM_RANGE)) and zoom_out[-1] == 0  # back out to it
+    roll = path("tilt left").roll
+    assert roll[0] - roll[-1] == pytest.approx(np.radians(ROLL_ANGLE))  # counter-clockwise
+    static = path("static shot")
+    assert not static.offset.any() and not static.log_zoom.any() and not static.roll.any()
+
+
+def test_the_toy_cameras_are_classes_of_the_caption_schema():
+    assert set(CAMERAS) <= set(CAMERA_MOTIONS)
 
 
 def test_truth_round_trips_through_json():

@@ -2,44 +2,20 @@
 
 Every generator is deterministic for a seed and returns uint8 RGB frames of shape (T, H, W, 3).
 Camera motion is rendered by warping a larger textured canvas (or a real photograph) with a
-per-frame similarity transform, so the true global motion of every frame is known exactly.
-
-Conventions match `kinema.data.camera`: image x points right, y points down; "pan left" means the
-camera turns left, so the scene content moves right in the frame.
+per-frame similarity transform, so the true global motion of every frame is known exactly. The
+camera of every one of the 14 classes moves as `kinema.data.camera_path` says (the convention of
+`kinema.data.camera`: "pan left" turns the camera left, so the content moves right in the frame),
+at a constant speed from the first frame.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-# Content displacement direction (x, y) of each translating class, in image coordinates (y down).
-_CONTENT_DIRECTION = {
-    "pan left": (1.0, 0.0),
-    "pan right": (-1.0, 0.0),
-    "tilt up": (0.0, 1.0),
-    "tilt down": (0.0, -1.0),
-}
-
-SYNTHETIC_CAMERA_CLASSES: tuple[str, ...] = (
-    "static shot",
-    "handheld shot",
-    "pan left",
-    "pan right",
-    "tilt up",
-    "tilt down",
-    "pan up",
-    "pan down",
-    "zoom in",
-    "zoom out",
-    "tilt left",
-    "tilt right",
-    "around left",
-    "around right",
-)
+from kinema.data.camera_path import CameraPath, camera_path
 
 
 def textured_canvas(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -76,60 +52,9 @@ def photo_canvas(name: str = "astronaut") -> np.ndarray:
     return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
 
 
-@dataclass(frozen=True)
-class CameraPath:
-    """Per-frame similarity transform of the view relative to the first frame.
-
-    Attributes:
-        shift: (T, 2) content displacement in pixels of the output frame (x right, y down).
-        scale: (T,) content magnification (>1: zoomed in).
-        angle: (T,) content rotation in radians, positive = clockwise on screen.
-    """
-
-    shift: np.ndarray
-    scale: np.ndarray
-    angle: np.ndarray
-
-
-def camera_path(motion: str, frames: int, size: int, speed: float = 0.02, seed: int = 0) -> CameraPath:
-    """The transform sequence that renders camera class `motion`.
-
-    Args:
-        motion: a class of `SYNTHETIC_CAMERA_CLASSES` (the "pan up/down" and "around" classes are
-            rendered with depth layers by `render_camera_motion`; here they get a plain translation).
-        frames: T.
-        size: the output's short side in pixels (speeds are fractions of it per frame).
-        speed: motion per frame as a fraction of `size` (zoom: log-scale per frame, roll: radians x 2).
-    """
-    rng = np.random.default_rng(seed)
-    t = np.arange(frames, dtype=np.float64)
-    shift = np.zeros((frames, 2))
-    scale = np.ones(frames)
-    angle = np.zeros(frames)
-    if motion in _CONTENT_DIRECTION:
-        shift = np.outer(t, _CONTENT_DIRECTION[motion]) * speed * size
-    elif motion in ("pan up", "pan down"):
-        shift[:, 1] = t * speed * size * (1.0 if motion == "pan up" else -1.0)
-    elif motion in ("around left", "around right"):
-        shift[:, 0] = t * speed * size * (-1.0 if motion == "around left" else 1.0)
-    elif motion == "zoom in":
-        scale = np.exp(t * speed)
-    elif motion == "zoom out":
-        scale = np.exp(-t * speed)
-    elif motion == "tilt left":  # camera rolls counter-clockwise: content turns clockwise
-        angle = t * speed
-    elif motion == "tilt right":
-        angle = -t * speed
-    elif motion == "handheld shot":
-        shift = rng.normal(0.0, 1.0, (frames, 2)) * 0.02 * size
-        angle = rng.normal(0.0, 0.002, frames)
-    elif motion != "static shot":
-        raise ValueError(f"unknown synthetic camera motion {motion!r}; expected one of {SYNTHETIC_CAMERA_CLASSES}")
-    return CameraPath(shift=shift, scale=scale, angle=angle)
-
-
 def _view(canvas: np.ndarray, height: int, width: int, shift: np.ndarray, scale: float, angle: float) -> np.ndarray:
-    """Sample an (height, width) view centered on the canvas, transformed by (shift, scale, angle)."""
+    """Sample an (height, width) view centred on the canvas whose content is moved by `shift` (pixels, x right,
+    y down), magnified by `scale` and turned by `angle` (radians, clockwise on screen)."""
     ch, cw = canvas.shape[:2]
     # Output point p = R*s*(q - c_canvas) + c_out + shift, inverted to map output pixels to canvas.
     cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
@@ -142,6 +67,18 @@ def _view(canvas: np.ndarray, height: int, width: int, shift: np.ndarray, scale:
     return cv2.warpAffine(canvas, forward, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
+def _synthetic_path(motion: str, frames: int, size: int, speed: float, seed: int) -> CameraPath:
+    """A constant-speed path from frame 0: `speed` is the motion per frame as a fraction of `size`, the
+    short side (zoom: log magnification per frame; roll: radians per frame)."""
+    t = np.arange(frames, dtype=np.float64)
+    if motion != "handheld shot":
+        return camera_path(motion, t, (size, size), travel=speed, zoom=speed, roll=speed)
+    rng = np.random.default_rng(seed)
+    jitter = rng.normal(0.0, 1.0, (frames, 2))
+    jitter_roll = rng.normal(0.0, 0.002, frames)
+    return camera_path(motion, t, (size, size), shake=-jitter * 0.02 * size, shake_roll=-jitter_roll)
+
+
 def render_camera_motion(
     motion: str,
     frames: int = 17,
@@ -151,7 +88,7 @@ def render_camera_motion(
     seed: int = 0,
     canvas: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Render a clip whose camera moves as `motion` over a textured (or given) canvas.
+    """Render a clip whose camera moves as `motion` (any of the 14 classes) over a textured (or given) canvas.
 
     "pan up/down" (camera translates: parallax) get a near layer in the lower half that moves
     twice as fast as the far layer; "around left/right" (orbit) get a central foreground patch that
@@ -163,16 +100,18 @@ def render_camera_motion(
     rng = np.random.default_rng(seed)
     if canvas is None:
         canvas = textured_canvas(3 * height, 3 * width, seed=int(rng.integers(1 << 31)))
-    path = camera_path(motion, frames, min(height, width), speed=speed, seed=seed + 1)
+    path = _synthetic_path(motion, frames, min(height, width), speed, seed + 1)
+    # The view's path, as the content moves in the frame: the opposite way.
+    shifts, scales, angles = -path.offset, np.exp(path.log_zoom), -path.roll
     out = np.empty((frames, height, width, 3), np.uint8)
     near = textured_canvas(3 * height, 3 * width, seed=int(rng.integers(1 << 31)))
     for i in range(frames):
-        out[i] = _view(canvas, height, width, path.shift[i], path.scale[i], path.angle[i])
+        out[i] = _view(canvas, height, width, shifts[i], scales[i], angles[i])
         if motion in ("pan up", "pan down"):
-            near_view = _view(near, height, width, 2.0 * path.shift[i], 1.0, 0.0)
+            near_view = _view(near, height, width, 2.0 * shifts[i], 1.0, 0.0)
             out[i, height // 2 :] = near_view[height // 2 :]
         elif motion in ("around left", "around right"):
-            fg = _view(near, height, width, -0.6 * path.shift[i], 1.0, 0.0)
+            fg = _view(near, height, width, -0.6 * shifts[i], 1.0, 0.0)
             y0, y1, x0, x1 = height // 4, 3 * height // 4, width // 3, 2 * width // 3
             out[i, y0:y1, x0:x1] = fg[y0:y1, x0:x1]
     return out

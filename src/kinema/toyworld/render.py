@@ -2,7 +2,7 @@
 
 Pipeline per batch of scenes (all the same T, H, W):
 1. background: a textured canvas `CANVAS` times the frame, one per scene, seen through the camera's
-   view window (`scene.camera_path`) with one affine warp per frame;
+   view window (`scene.view_path`) with one affine warp per frame;
 2. objects: anti-aliased coverage from signed distance functions, computed for all objects of one
    shape at once, in (N, T, P, P) patches around them;
 3. composite: objects blended over the background in order, in the patches only (uint8 frames).
@@ -30,9 +30,9 @@ from kinema.toyworld.scene import (
     Split,
     WorldConfig,
     bounding_radius,
-    camera_path,
     object_centers,
     sample_scenes,
+    view_path,
 )
 
 BACKGROUND_MIN, BACKGROUND_MAX = 30, 200  # background value range (the judge's white starts at 217)
@@ -95,10 +95,13 @@ def background_canvas(scene: SceneTruth) -> np.ndarray:
 def render_background(scene: SceneTruth) -> np.ndarray:
     """(T, H, W, 3) uint8 background as the camera sees it."""
     canvas = background_canvas(scene)
-    centers, scales, angles = camera_path(scene)
+    path = view_path(scene)
     h, w = scene.height, scene.width
+    # The view window over the canvas: centred on the canvas at the path's origin, exp(-log_zoom) times
+    # the frame, turned by the roll.
+    centers = np.array([CANVAS * w / 2, CANVAS * h / 2]) + path.offset  # (T, 2) canvas pixels
+    scales, a = np.exp(-path.log_zoom), path.roll
     # Inverse maps frame -> canvas: rotate and scale about the frame centre, then move to the window centre.
-    a = np.radians(angles)
     rot = np.stack([np.cos(a), -np.sin(a), np.sin(a), np.cos(a)], 1).reshape(-1, 2, 2)  # (T, 2, 2)
     rot = scales[:, None, None] * rot
     offset = centers - rot @ np.array([(w - 1) / 2, (h - 1) / 2])  # (T, 2)

@@ -12,7 +12,9 @@ Conventions (image x points right, y points down):
   are independent and can be judged separately.
 - Camera names describe the camera, as in `kinema.data.camera`: "pan left" turns the camera left, so
   the background moves right in the frame; "tilt up" moves the background down; "zoom in" magnifies it;
-  "tilt left" rolls the camera counter-clockwise, so the background turns clockwise.
+  "tilt left" rolls the camera counter-clockwise, so the background turns clockwise. `view_path` gives
+  a scene's camera in the one camera-path convention (`kinema.data.camera_path`) that the curation
+  tests' synthetic clips use too.
 
 Held-out combinations (`HELD_OUT`) are color x shape x motion triples that training renders never
 contain; the "heldout" split renders only them, to measure generalisation.
@@ -26,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from kinema.data.camera_path import CameraPath, camera_path
 # name -> RGB. High saturation and value, hues at least 45 degrees apart, so a judge can segment them
 # from the backgrounds, whose saturation stays below 0.2 and value below 0.7.
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -380,36 +383,20 @@ def object_centers(obj: ObjectTruth, frames: int) -> np.ndarray:
     return np.asarray(obj.start) + t * (np.asarray(obj.end) - np.asarray(obj.start))
 
 
-def camera_path(scene: SceneTruth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The view window over the background canvas, per frame.
+def view_path(scene: SceneTruth) -> CameraPath:
+    """The scene's camera, in the convention of `kinema.data.camera_path`, offsets in frame pixels.
 
-    Returns:
-        centers (T, 2) window centre (x, y) in canvas pixels, scales (T,) window size relative to the
-        frame (< 1 magnifies), angles (T,) window rotation in degrees, positive = clockwise on screen
-        (y points down); the content turns the other way.
+    Pans and tilts travel `PAN_TRAVEL` of the frame, centred on the middle frame; rolls turn
+    `ROLL_ANGLE` in all, centred likewise; zooms magnify by 1 / `ZOOM_RANGE` and keep the whole frame
+    in view at their widest (zoom in starts there, zoom out ends there); a handheld camera shakes up
+    to `SHAKE` of the frame around the centre.
     """
     T, h, w = scene.frames, scene.height, scene.width
     t = np.linspace(0.0, 1.0, T) if T > 1 else np.zeros(1)
-    base = np.array([CANVAS * w / 2, CANVAS * h / 2])
-    centers = np.repeat(base[None], T, 0)
-    scales = np.ones(T)
-    angles = np.zeros(T)
     cam = scene.camera
-    # The window moves with the camera, so the content moves the other way in the frame.
-    direction = {"pan left": (-1, 0), "pan right": (1, 0), "tilt up": (0, -1), "tilt down": (0, 1)}
-    if cam in direction:
-        dx, dy = direction[cam]
-        travel = (t - 0.5)[:, None] * PAN_TRAVEL * np.array([dx * w, dy * h])
-        centers = centers + travel
-    elif cam == "zoom in":
-        scales = np.exp(np.log(ZOOM_RANGE) * t)  # geometric: constant zoom rate
-    elif cam == "zoom out":
-        scales = np.exp(np.log(ZOOM_RANGE) * (1.0 - t))
-    elif cam in ("tilt left", "tilt right"):
-        # Rolling the camera counter-clockwise (tilt left) turns the content clockwise on screen.
-        sign = -1.0 if cam == "tilt left" else 1.0
-        angles = sign * ROLL_ANGLE * (t - 0.5)
-    elif cam == "handheld shot":
+    if cam == "handheld shot":
         shake = np.random.default_rng([scene.seed, 7]).uniform(-1.0, 1.0, (T, 2)) * SHAKE * np.array([w, h])
-        centers = centers + shake - shake.mean(0)
-    return centers, scales, angles
+        return camera_path(cam, t, (w, h), shake=shake - shake.mean(0))
+    progress = {"zoom in": t, "zoom out": t - 1.0}.get(cam, t - 0.5)
+    return camera_path(cam, progress, (w, h), travel=PAN_TRAVEL, zoom=-np.log(ZOOM_RANGE),
+                       roll=np.radians(ROLL_ANGLE))
