@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("curate", help="turn raw videos into staged, bucketed training sets")
     p.add_argument("inputs", nargs="+", help="video files, folders, or .txt files listing paths")
     p.add_argument("--out", required=True, help="dataset folder to write (reruns resume)")
-    p.add_argument("--config", default=None, help="curation YAML (default: the shipped curate.yaml)")
+    p.add_argument("--config", default=None, help="curation YAML (default: the shipped kinema/configs/curate.yaml; copy it to change it)")
     p.add_argument("--workers", type=int, default=None, help="parallel videos (default: one per core; decoder threads fill the cores left over)")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run on Ray Data (a local instance, or the cluster at ADDRESS)")
