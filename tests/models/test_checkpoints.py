@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 
 import pytest
 import torch
@@ -42,6 +43,16 @@ def test_kinema_round_trip_is_bit_identical(model, tmp_path):
     assert_same_weights(load_dit(tmp_path / "k"), model)
     save_model(model, "dit", tmp_path / "k")  # overwriting an existing folder works
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]  # no temporary folders left behind
+
+
+def test_saved_folder_and_files_take_the_umask_mode(model, tmp_path):
+    old = os.umask(0o022)
+    try:
+        folder = save_model(model, "dit", tmp_path / "k")
+    finally:
+        os.umask(old)
+    assert folder.stat().st_mode & 0o777 == 0o755  # as mkdir makes it (a temporary folder would be 0700)
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {"config.json": 0o644, "model.safetensors": 0o644}
 
 
 def test_absolute_positions_stay_in_the_kinema_format_and_refuse_diffusers(model, tmp_path):

@@ -230,6 +230,9 @@ def save_model(model: nn.Module, kind: ModelKind, folder: str | os.PathLike) -> 
         save_file(sd, tmp / KINEMA_WEIGHTS)
         meta = {"format": "kinema", "model": kind, "config": asdict(model.cfg)}
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+        # safetensors writes through a private (0600) temporary file; give the weights the mode a plain
+        # write gets under the umask, as config.json has.
+        shutil.copymode(tmp / "config.json", tmp / KINEMA_WEIGHTS)
         if folder.exists():
             old = folder.with_name(f".{folder.name}-old")
             shutil.rmtree(old, ignore_errors=True)
