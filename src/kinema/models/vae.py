@@ -359,7 +359,8 @@ class CausalVAE(nn.Module):
     """Encoder + decoder with a Gaussian bottleneck; tiled in space and time when `tiling` is set.
 
     `vae.tiling = TilingConfig()` bounds peak memory by the tile size (reference tiles: 256 px,
-    64+1 frames, 25% overlap); `None` (the default) processes the whole video at once.
+    64+1 frames, 25% overlap); `None` (the default) processes the whole video at once. `decode`
+    also takes a tiling for one call.
     """
 
     def __init__(self, cfg: VAEConfig):
