@@ -110,8 +110,7 @@ class GroupNorm(nn.GroupNorm):
     then nearly its conv bias, and the decoded video differed from diffusers' (contiguous-layout) VAE
     by 1.6e-3 of its largest value (the parity test's case). Here the group statistics come from
     per-channel means and centred second moments (torch's pairwise-summed reductions), combined by
-    the law of total
-    variance. Other layouts and devices use the kernel.
+    the law of total variance. Other layouts and devices use the kernel.
     """
 
     def forward(self, x: Tensor) -> Tensor:
