@@ -15,6 +15,7 @@ from kinema.config import ConfigError, from_dict, load_yaml
 from kinema.models.checkpoints import load_vae
 from kinema.models.sizes import dit_config
 from kinema.models.vae import VAEConfig
+from kinema.pipeline_folder import default_checkpoint
 from kinema.toyworld.dataset import render_dataset
 from kinema.toyworld.scene import WorldConfig
 from kinema.train.distill import DistillRecipe
@@ -139,7 +140,7 @@ def test_every_shipped_recipe_loads_and_its_buckets_fit_its_models():
     recipes = sorted(root.joinpath("configs").rglob("*.yaml"))
     kinds = {"vae": VAERecipe, "dit": DiTRecipe, "distill": DistillRecipe}
     # The VAE each recipe family trains on: the shipped toy VAE, the reference's (8× space, 4× time).
-    vaes = {"toy": load_vae(root / "checkpoints" / "toy" / "vae").cfg, "hunyuan": VAEConfig()}
+    vaes = {"toy": load_vae(default_checkpoint() / "vae").cfg, "hunyuan": VAEConfig()}
     checked = 0
     for path in recipes:
         kind = path.stem.split("-")[0]
