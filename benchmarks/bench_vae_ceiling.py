@@ -1,7 +1,7 @@
 """What a toy VAE lets through to the DiT: the judge on renders vs on their VAE round trips, and how far
 each prompt word moves the latents.
 
-    .venv/bin/python benchmarks/bench_vae_ceiling.py [--vae checkpoints/toy/vae] [-n 48] [--no-write]
+    .venv/bin/python benchmarks/bench_vae_ceiling.py [--vae src/kinema/checkpoints/toy/vae] [-n 48] [--no-write]
 
 1. Ceiling: `n` held-out scenes (the cases `kinema eval adherence` asks for) are rendered, encoded,
    decoded and judged. A DiT that drew perfect latents would score the round-trip row, so no model on
@@ -55,7 +55,7 @@ def round_trip(vae: torch.nn.Module, videos: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vae", default="checkpoints/toy/vae")
+    parser.add_argument("--vae", default="src/kinema/checkpoints/toy/vae")
     parser.add_argument("-n", type=int, default=48, help="held-out scenes judged, and training scenes for the signal")
     parser.add_argument("--no-write", action="store_true", help="print the table without appending to RESULTS.md")
     args = parser.parse_args()

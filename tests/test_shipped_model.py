@@ -1,4 +1,6 @@
-"""The shipped toy models under checkpoints/: they load, stay small, and still follow prompts.
+"""The shipped toy model (package data, `kinema/checkpoints/toy`) and any distilled pipelines rebuilt
+under the repository's `checkpoints/` (configs/toy/distill-*.yaml): they load, stay small, and still
+follow prompts.
 
 A regression test of the trained weights and of everything between them and a video (loading,
 text encoding, sampling, decoding): a handful of held-out prompts must come out right by the
@@ -15,17 +17,22 @@ from kinema.pipeline_folder import default_checkpoint
 from kinema.toyworld.adherence import eval_cases, evaluate
 from kinema.toyworld.scene import WorldConfig
 
-CHECKPOINTS = default_checkpoint().parent
-SHIPPED = sorted(p.name for p in CHECKPOINTS.glob("*") if (p / "pipeline.json").is_file())
+REBUILT = Path(__file__).resolve().parents[1] / "checkpoints"  # distilled models, built locally, not shipped
+SHIPPED = {"toy": default_checkpoint()} | {
+    p.name: p for p in sorted(REBUILT.glob("*")) if (p / "pipeline.json").is_file()
+}
 
 
-def test_the_default_toy_model_ships():
-    assert "toy" in SHIPPED, f"no pipeline at {default_checkpoint()}: `make demo` would have nothing to run"
+def test_the_default_toy_model_ships_inside_the_package():
+    import kinema
+
+    assert default_checkpoint() == Path(kinema.__file__).resolve().parent / "checkpoints" / "toy"
+    assert (default_checkpoint() / "pipeline.json").is_file(), "`make demo` would have nothing to run"
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_model_is_small_deterministic_and_follows_prompts(name):
-    folder = CHECKPOINTS / name
+    folder = SHIPPED[name]
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     assert size < 25 * 2**20, f"{folder} is {size / 2**20:.1f} MiB"
     pipe = Pipeline.from_pretrained(folder)

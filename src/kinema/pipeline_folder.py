@@ -41,8 +41,10 @@ class PipelineSpec:
 
 
 def default_checkpoint() -> Path:
-    """The shipped toy model: `checkpoints/toy` at the root of the kinema source tree."""
-    return Path(__file__).resolve().parents[2] / "checkpoints" / "toy"
+    """The shipped toy model: `kinema/checkpoints/toy`, package data, so every install has it."""
+    from importlib import resources
+
+    return Path(str(resources.files("kinema") / "checkpoints" / "toy"))
 
 
 def is_pipeline_folder(folder: str | os.PathLike) -> bool:
