@@ -7,7 +7,8 @@ Resumable: rows that already have a caption are skipped, and captions are saved 
 so a killed run loses at most `save_every` captions. Rows whose captioning failed keep an empty
 `caption` and get a sentence in the `caption_error` column (curation's own `error` column is left
 alone); a rerun tries them again. A refused API key stops the run at once: every other row would
-fail the same way.
+fail the same way. The `CaptionSummary` counts every manifest row once: selected (then captioned or
+failed), or left alone for its first reason (unreadable, rejected, already captioned, past `--limit`).
 
 Manifest columns read besides the contract (`kinema.data.manifest.COLUMNS`) when present:
     camera_motion       the camera-motion classifier's class (one of `CAMERA_MOTIONS`)

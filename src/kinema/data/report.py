@@ -1,4 +1,8 @@
-"""`kinema dataset stats` (a text summary) and `kinema dataset report` (a self-contained HTML page)."""
+"""`kinema dataset stats` (a text summary) and `kinema dataset report` (a self-contained HTML page).
+
+Both count rows one way: a row is a video clip, an image, or an unreadable video (an `error` row);
+kept means stage >= 0. The report is written atomically (`kinema.fsutil`).
+"""
 
 from __future__ import annotations
 
