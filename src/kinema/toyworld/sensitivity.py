@@ -10,7 +10,7 @@ whole prompt. No sampling and no judge are involved: it separates what the DiT l
 sampler uses it. The DiT is called through `Pipeline.velocity` (the conditional velocity, no guidance
 batching); `kinema.toyworld.report` writes the report.
 
-    kinema eval sensitivity --checkpoint checkpoints/toy -n 48
+    kinema eval sensitivity -n 48            # the shipped toy model; --checkpoint DIR for another
 """
 
 from __future__ import annotations
