@@ -21,6 +21,7 @@ import torch
 from kinema.config import from_dict
 from kinema.options import SamplingOptions
 from kinema.pipeline import Pipeline
+from kinema.pipeline_folder import default_checkpoint
 from kinema.toyworld.dataset import render_dataset
 from kinema.toyworld.scene import WorldConfig
 from kinema.train.dit import train_dit
@@ -29,7 +30,7 @@ from kinema.train.distill import DistillRecipe, distill
 from kinema.train.vae import VAERecipe, VAEStage, train_vae
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SHIPPED_VAE = Path(__file__).parents[1] / "checkpoints" / "toy" / "vae"
+SHIPPED_VAE = default_checkpoint() / "vae"
 VIDEOS = {  # name: (prompt, seed, steps or None for the checkpoint's default)
     "default": ("a red circle moves to the right", 0, None),
     "eight_steps": ("a blue square moves up. camera: pan left", 3, 8),
