@@ -1,17 +1,21 @@
 """Checkpoints are atomic with all their files: a VAE run killed while its discriminator is being written
-resumes from the complete previous checkpoint, discriminator included, never from a half-written one."""
+resumes from the complete previous checkpoint, discriminator included, never from a half-written one.
+Their folders and files get the umask's mode."""
 
 import dataclasses
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from kinema.toyworld.dataset import render_dataset
 from kinema.toyworld.scene import WorldConfig
-from kinema.train.checkpoint import latest_checkpoint
+from kinema.train.checkpoint import latest_checkpoint, save_checkpoint
 from kinema.train.vae import VAERecipe, VAEStage, train_vae
 
 # Run a VAE recipe (JSON in argv[1]) and kill the process (no clean-up, like SIGKILL) when it starts
@@ -85,3 +89,14 @@ def test_a_checkpoint_without_its_discriminator_is_refused(dataset, tmp_path):
     longer = dataclasses.replace(recipe, stages=[VAEStage(steps=2, frames=5, height=16, width=16, batch_size=2)])
     with pytest.raises(FileNotFoundError, match="has no discriminator.pt"):
         train_vae(longer, resume=True)
+
+
+def test_a_checkpoint_folder_gets_the_umask_mode(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    old = os.umask(0o022)
+    try:
+        step = save_checkpoint(tmp_path, 1, model, torch.optim.AdamW(model.parameters()), None, {"kind": "test"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(step.stat().st_mode) == 0o755  # as mkdir makes it, not mkdtemp's 0700
+    assert stat.S_IMODE((step / "optimizer.pt").stat().st_mode) == 0o644

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+
+from kinema.fsutil import temp_folder_beside
 
 
 class EMA:
@@ -92,7 +93,7 @@ def save_checkpoint(
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+    tmp = temp_folder_beside(final)  # hidden (".step-..."): `latest_checkpoint` never sees it
     try:
         save_file(_state_dict_cpu(model), tmp / "model.safetensors")
         if ema is not None:

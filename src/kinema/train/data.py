@@ -1,6 +1,6 @@
 """What the trainers read from a data set: decoded clips and captions from its manifest, random windows
-of them (the VAE trainer), and the conversion to and from the models' [−1, 1] range. The DiT trains on
-latents cached from these clips (kinema.train.latent_cache).
+of them (the VAE trainer). The DiT trains on latents cached from these clips (kinema.train.latent_cache);
+both convert pixels to the models' range with kinema.pixels.
 
 Shape legend: N clips, T frames, H height, W width.
 """
@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import Tensor
 from tqdm import tqdm
 
 from kinema.data.manifest import media_path, read_manifest
 from kinema.media import read_video
+from kinema.pixels import from_model_range, to_model_range  # noqa: F401 (until every caller imports kinema.pixels)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,20 +56,6 @@ def load_clips(dataset: str | os.PathLike, limit: int | None = None, min_stage: 
 def load_captions(dataset: str | os.PathLike, limit: int | None = None, min_stage: int = 0) -> list[str]:
     """The caption JSON of the rows `load_clips` decodes, in the same order, without decoding video."""
     return list(_usable_rows(dataset, limit, min_stage)["caption"])
-
-
-def to_model_range(video: np.ndarray) -> Tensor:
-    """(N, T, H, W, 3) or (T, H, W, 3) uint8 -> (N, 3, T, H, W) float in [−1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(video))
-    if x.ndim == 4:
-        x = x[None]
-    return x.permute(0, 4, 1, 2, 3).float().div(127.5).sub(1.0)
-
-
-def from_model_range(video: Tensor) -> np.ndarray:
-    """(N, 3, T, H, W) float in [−1, 1] -> (N, T, H, W, 3) uint8 (clamped)."""
-    x = video.detach().float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 4, 1).cpu().numpy()
 
 
 def sample_windows(

@@ -34,7 +34,8 @@ from tqdm import tqdm
 from kinema.caption.schema import Caption, PromptDropout, caption_to_prompt
 from kinema.data.manifest import manifest_file
 from kinema.models.text import TextEmbedding, TextEncoder, build_text_encoder
-from kinema.train.data import Clip, load_captions, load_clips, to_model_range
+from kinema.pixels import to_model_range
+from kinema.train.data import Clip, load_captions, load_clips
 from kinema.train.dit_recipe import Bucket, DiTRecipe
 from kinema.train.distributed import Parallel
 

@@ -24,7 +24,8 @@ from kinema.models.checkpoints import load_vae, save_model
 from kinema.models.vae import CausalVAE, build_vae
 from kinema.config import load_yaml
 from kinema.train.checkpoint import EMA, ExtraState, step_generator
-from kinema.train.data import Clip, load_clips, sample_windows, to_model_range
+from kinema.pixels import to_model_range
+from kinema.train.data import Clip, load_clips, sample_windows
 from kinema.train.loop import RunRecipe, run, stage_at, start_run
 
 
