@@ -158,6 +158,7 @@ def test_the_time_shift_follows_the_step_count_and_survives_the_folder(tmp_path)
     "kinema.pipeline",  # the check, verbatim
     "kinema.generate_cli, kinema.distributed, kinema.models.parallel",  # what `kinema generate` loads
     "kinema.serve.worker, kinema.media",  # a serve worker
+    "kinema.toyworld.eval_cli, kinema.toyworld.report, kinema.pixels",  # `kinema eval` and its reports
 ])
 def test_inference_imports_nothing_from_training(modules):
     code = f"import {modules}, sys; print([m for m in sys.modules if m.startswith('kinema.train')])"

@@ -42,6 +42,7 @@ from kinema.models.vae import CausalVAE
 from kinema.models.velocity import cfg_velocity, dit_velocity
 from kinema.options import SamplingDefaults, SamplingOptions
 from kinema.pipeline_folder import default_checkpoint, is_pipeline_folder, read_pipeline_spec
+from kinema.pixels import from_model_range
 
 DEFAULT_GUIDANCE = 6.0  # embedded guidance when neither the request nor the checkpoint gives one (the reference's)
 
@@ -180,9 +181,7 @@ class Pipeline:
         bar = tqdm(total=o.steps, desc="sampling", unit="step", disable=not progress, leave=False)
         latents = euler(velocity, noise, sigma_schedule(o.steps, o.shift), callback=lambda i, x: bar.update(1))
         bar.close()
-        video = self.decode(latents)  # (B, 3, T', H', W')
-        pixels = video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-        pixels = pixels.permute(0, 2, 3, 4, 1).cpu().numpy()  # (B, T', H', W', 3)
+        pixels = from_model_range(self.decode(latents))  # (B, T', H', W', 3) uint8
         return [GeneratedVideo(pixels[i], self.defaults.fps, prompts[i], each[i].seed) for i in range(b)]
 
     def __call__(

@@ -12,12 +12,12 @@ from kinema.models import DiTConfig, VAEConfig, build_dit, build_vae
 from kinema.options import SamplingDefaults
 from kinema.pipeline import Pipeline
 from kinema.pipeline_folder import PipelineSpec, save_pipeline
+from kinema.pixels import to_model_range
 from kinema.toyworld.captions import parse_prompt, scene_prompt
 from kinema.toyworld.judge import ATTRIBUTES
 from kinema.toyworld.render import render_batch
 from kinema.toyworld.scene import WorldConfig, sample_scenes
 from kinema.toyworld.sensitivity import SensitivityReport, counterfactual, text_sensitivity
-from kinema.train.data import to_model_range
 
 WORLD = WorldConfig(height=32, width=32, frames=5)
 

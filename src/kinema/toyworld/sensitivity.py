@@ -108,7 +108,7 @@ def text_sensitivity(
         seed: the noise, shared by every prompt kind.
         batch: clips per forward.
     """
-    from kinema.train.data import to_model_range
+    from kinema.pixels import to_model_range
 
     if not scenes:
         raise ValueError("text_sensitivity needs at least one scene")
