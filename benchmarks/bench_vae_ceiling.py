@@ -33,7 +33,7 @@ from kinema.toyworld.judge import ATTRIBUTES, accuracy, judge  # noqa: E402
 from kinema.toyworld.render import render_batch  # noqa: E402
 from kinema.toyworld.scene import WorldConfig, sample_scenes  # noqa: E402
 from kinema.toyworld.sensitivity import counterfactual  # noqa: E402
-from kinema.train.data import from_model_range, to_model_range  # noqa: E402
+from kinema.pixels import from_model_range, to_model_range  # noqa: E402
 from kinema.train.vae import psnr  # noqa: E402
 
 BATCH = 16

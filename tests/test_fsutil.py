@@ -38,3 +38,19 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 def test_temporary_names_never_collide(tmp_path):
     folders = {temp_folder_beside(tmp_path / "x") for _ in range(50)}
     assert len(folders) == 50 and all(f.name.startswith(".x-") and f.is_dir() for f in folders)
+
+
+def test_safetensors_files_get_the_mode_open_gives(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from kinema.fsutil import save_safetensors
+
+    old = os.umask(0o022)
+    try:
+        path = save_safetensors({"x": torch.arange(3)}, tmp_path / "w.safetensors", metadata={"k": "v"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # safetensors' own save_file gives 0600
+    assert torch.equal(load_file(path)["x"], torch.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]  # no temporary file left

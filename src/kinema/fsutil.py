@@ -17,6 +17,10 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 _ATTEMPTS = 100
 
@@ -86,3 +90,17 @@ def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> Path:
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
     """Write `text` (UTF-8) to `target` atomically. Returns `target` as a Path."""
     return write_bytes_atomic(target, text.encode())
+
+
+def save_safetensors(tensors: dict[str, Tensor], target: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """safetensors' `save_file`, atomically, leaving the file with the mode `open()` gives.
+
+    (`save_file` writes through a private temporary file of its own, so its files come out 0600.)
+    """
+    from safetensors.torch import save_file
+
+    with atomic_path(target) as tmp:
+        mode = tmp.stat().st_mode
+        save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, mode)
+    return Path(target)

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from kinema.fsutil import temp_folder_beside
+from kinema.fsutil import save_safetensors, temp_folder_beside
 from kinema.models.dit import DiT, DiTConfig
 from kinema.models.dit_convert import dit_config_from_diffusers, dit_config_from_official, dit_state_from_diffusers
 
@@ -227,12 +227,9 @@ def save_model(model: nn.Module, kind: ModelKind, folder: str | os.PathLike) -> 
     tmp = temp_folder_beside(folder)
     try:
         sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(sd, tmp / KINEMA_WEIGHTS)
+        save_safetensors(sd, tmp / KINEMA_WEIGHTS)
         meta = {"format": "kinema", "model": kind, "config": asdict(model.cfg)}
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-        # safetensors writes through a private (0600) temporary file; give the weights the mode a plain
-        # write gets under the umask, as config.json has.
-        shutil.copymode(tmp / "config.json", tmp / KINEMA_WEIGHTS)
         if folder.exists():
             old = folder.with_name(f".{folder.name}-old")
             shutil.rmtree(old, ignore_errors=True)

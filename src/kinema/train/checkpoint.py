@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from kinema.fsutil import temp_folder_beside
+from kinema.fsutil import save_safetensors, temp_folder_beside
 
 
 class EMA:
@@ -95,9 +95,9 @@ def save_checkpoint(
     final = root / f"step-{step:08d}"
     tmp = temp_folder_beside(final)  # hidden (".step-..."): `latest_checkpoint` never sees it
     try:
-        save_file(_state_dict_cpu(model), tmp / "model.safetensors")
+        save_safetensors(_state_dict_cpu(model), tmp / "model.safetensors")
         if ema is not None:
-            save_file({k: v.contiguous() for k, v in ema.shadow.items()}, tmp / "ema.safetensors")
+            save_safetensors({k: v.contiguous() for k, v in ema.shadow.items()}, tmp / "ema.safetensors")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         save_extra_state(tmp, extra or {})
         (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2) + "\n")

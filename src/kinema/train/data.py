@@ -17,7 +17,6 @@ from tqdm import tqdm
 
 from kinema.data.manifest import media_path, read_manifest
 from kinema.media import read_video
-from kinema.pixels import from_model_range, to_model_range  # noqa: F401 (until every caller imports kinema.pixels)
 
 if TYPE_CHECKING:
     import pandas as pd

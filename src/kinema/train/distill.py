@@ -25,11 +25,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 from tqdm import tqdm
 
 from kinema.config import load_yaml
+from kinema.fsutil import save_safetensors
 from kinema.flow import TimeSampler, euler, noisy_inputs, sigma_schedule
 from kinema.models.checkpoints import load_dit, load_vae
 from kinema.models.dit import DiT
@@ -152,9 +153,7 @@ def teacher_trajectories(recipe: DistillRecipe, teacher: DiT, cache: LatentCache
             for i in range(spec.steps):  # `substeps` Euler steps across each interval of the student's schedule
                 x = euler(velocity, x, torch.linspace(sigmas[i].item(), sigmas[i + 1].item(), spec.substeps + 1))
                 states.append(x)
-            tmp = path.with_suffix(".tmp")
-            save_file({"states": torch.stack(states, 1).contiguous(), "idx": idx, "variant": variant}, tmp)
-            tmp.rename(path)
+            save_safetensors({"states": torch.stack(states, 1).contiguous(), "idx": idx, "variant": variant}, path)
         chunks.append(load_file(path))
     return {k: torch.cat([chunk[k] for chunk in chunks]) for k in ("states", "idx", "variant")}
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from tqdm import tqdm
 from kinema.caption.schema import Caption, PromptDropout, caption_to_prompt
 from kinema.data.manifest import manifest_file
 from kinema.models.text import TextEmbedding, TextEncoder, build_text_encoder
+from kinema.fsutil import save_safetensors
 from kinema.pixels import to_model_range
 from kinema.train.data import Clip, load_captions, load_clips
 from kinema.train.dit_recipe import Bucket, DiTRecipe
@@ -111,13 +111,9 @@ class LatentCache:
     data_key: str = ""  # what the latents were made from (`data_cache_key`); "" = unknown
 
     def save(self, path: Path) -> None:
-        from safetensors.torch import save_file
-
         tensors = {f"{name}/{k}": getattr(b, k).contiguous() for name, b in self.buckets.items() for k in ("mean", "std")}
         tensors.update({f"prompts/{k}": v.contiguous() for k, v in vars(self.prompts).items()})
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, tmp, metadata={"prompt_key": self.prompt_key, "data_key": self.data_key})
-        os.replace(tmp, path)
+        save_safetensors(tensors, path, metadata={"prompt_key": self.prompt_key, "data_key": self.data_key})
 
     @classmethod
     def load(cls, path: Path) -> LatentCache:
