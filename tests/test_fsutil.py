@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from kinema.fsutil import atomic_path, temp_folder_beside, write_text_atomic
+from kinema.fsutil import atomic_folder, atomic_path, temp_folder_beside, write_text_atomic
 
 
 @pytest.fixture
@@ -33,6 +33,20 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         raise RuntimeError("killed")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "model"
+    with atomic_folder(target) as tmp:
+        (tmp / "a").write_text("old")
+    with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
+        (tmp / "a").write_text("half")
+        raise RuntimeError("killed")
+    assert (target / "a").read_text() == "old"
+    with atomic_folder(target) as tmp:
+        (tmp / "b").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["b"]  # replaced, not merged
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary or old folder left
 
 
 def test_temporary_names_never_collide(tmp_path):

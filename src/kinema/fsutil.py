@@ -8,12 +8,15 @@ private whatever the umask.)
 
     with atomic_path("out/video.mp4") as tmp:
         encode(tmp)            # tmp is ".video-1a2b3c4d.mp4" in out/; it becomes out/video.mp4
+    with atomic_folder("out/model") as tmp:
+        save(tmp / "config.json")   # tmp is ".model-1a2b3c4d" in out/; it becomes out/model
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +80,31 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_folder(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `target`; on a clean exit it replaces `target`.
+
+    An existing `target` is first renamed aside (hidden, ".NAME-old") and removed only once the new
+    folder is in place, so a kill never leaves half a folder under `target`'s name. On an exception
+    the temporary folder is removed and `target` is left as it was.
+    """
+    target = Path(target)
+    tmp = temp_folder_beside(target)
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}-old")
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

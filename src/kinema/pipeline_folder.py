@@ -15,13 +15,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from kinema.config import load_yaml
-from kinema.fsutil import temp_folder_beside
+from kinema.fsutil import atomic_folder
 from kinema.options import SamplingDefaults
 
 if TYPE_CHECKING:
@@ -71,17 +70,9 @@ def save_pipeline(folder: str | os.PathLike, dit: DiT, vae: CausalVAE, spec: Pip
     """Write a pipeline folder atomically (a temporary folder renamed into place)."""
     from kinema.models.checkpoints import save_model
 
-    folder = Path(folder)
-    tmp = temp_folder_beside(folder)  # mode 0777 less the umask, as mkdir gives (mkdtemp's would be 0700)
-    try:
+    with atomic_folder(folder) as tmp:
         save_model(dit, "dit", tmp / "dit")
         save_model(vae, "vae", tmp / "vae")
         meta = {"format": spec.format, "text_encoder": spec.text_encoder, "defaults": dataclasses.asdict(spec.defaults)}
         (tmp / PIPELINE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+    return Path(folder)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -28,7 +27,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from kinema.fsutil import save_safetensors, temp_folder_beside
+from kinema.fsutil import atomic_folder, save_safetensors
 from kinema.models.dit import DiT, DiTConfig
 from kinema.models.dit_convert import dit_config_from_diffusers, dit_config_from_official, dit_state_from_diffusers
 
@@ -223,25 +222,12 @@ def save_model(model: nn.Module, kind: ModelKind, folder: str | os.PathLike) -> 
 
     The files are written into a temporary folder beside `folder`, which then replaces it.
     """
-    folder = Path(folder)
-    tmp = temp_folder_beside(folder)
-    try:
+    with atomic_folder(folder) as tmp:
         sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_safetensors(sd, tmp / KINEMA_WEIGHTS)
         meta = {"format": "kinema", "model": kind, "config": asdict(model.cfg)}
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}-old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+    return Path(folder)
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, kind: ModelKind, config: DiTConfig | None = None) -> Path:

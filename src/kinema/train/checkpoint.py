@@ -12,7 +12,6 @@ continues with exactly the losses an uninterrupted run would have seen.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from kinema.fsutil import save_safetensors, temp_folder_beside
+from kinema.fsutil import atomic_folder, save_safetensors
 
 
 class EMA:
@@ -93,20 +92,13 @@ def save_checkpoint(
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
-    tmp = temp_folder_beside(final)  # hidden (".step-..."): `latest_checkpoint` never sees it
-    try:
+    with atomic_folder(final) as tmp:  # hidden (".step-..."): `latest_checkpoint` never sees it
         save_safetensors(_state_dict_cpu(model), tmp / "model.safetensors")
         if ema is not None:
             save_safetensors({k: v.contiguous() for k, v in ema.shadow.items()}, tmp / "ema.safetensors")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         save_extra_state(tmp, extra or {})
         (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in sorted(root.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
