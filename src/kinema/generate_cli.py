@@ -41,7 +41,6 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch
 
     from kinema.distributed import check_device, join_torchrun, torchrun_world_size
-    from kinema.errors import UsageError
     from kinema.models.parallel import enable_sequence_parallel
     from kinema.options import SamplingOptions
     from kinema.pipeline import Pipeline
@@ -52,13 +51,7 @@ def run_generate(args: argparse.Namespace) -> int:
     )
     # Under torchrun every process holds a share of each video's tokens (Ulysses sequence parallelism).
     job = join_torchrun(sequence=torchrun_world_size())
-    if job.distributed:
-        device = job.device
-    else:
-        try:
-            device = check_device(args.device)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+    device = job.device if job.distributed else check_device(args.device)  # a ValueError: one sentence too
     dtype = torch.bfloat16 if device.type == "cuda" else None
     start = time.perf_counter()
     pipe = Pipeline.from_pretrained(args.checkpoint, device=device, dtype=dtype)
