@@ -164,3 +164,13 @@ def test_inference_imports_nothing_from_training(modules):
     code = f"import {modules}, sys; print([m for m in sys.modules if m.startswith('kinema.train')])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_pipeline_json_is_read_as_json(tmp_path):
+    import json
+
+    from kinema.pipeline_folder import read_pipeline_spec
+
+    # json.dumps writes small floats as 1e-05, which YAML 1.1 (PyYAML) would read as a string.
+    (tmp_path / "pipeline.json").write_text(json.dumps({"text_encoder": "minilm", "defaults": {"shift": 1e-5}}))
+    assert read_pipeline_spec(tmp_path).defaults.shift == 1e-5

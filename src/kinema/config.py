@@ -1,4 +1,5 @@
-"""YAML files (training recipes, the curation config) turned into typed, validated frozen dataclasses.
+"""YAML and JSON files (training recipes, the curation config, pipeline.json) turned into typed, validated
+frozen dataclasses.
 
 Nested dataclasses are built from nested mappings; an unknown key or a value of the wrong type is
 one clear error naming its place in the file (e.g. `stages[1].steps`).
@@ -7,6 +8,7 @@ one clear error naming its place in the file (e.g. `stages[1].steps`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import types
 import typing
@@ -71,14 +73,21 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
 
 
 def load_yaml(cls: type[T], path: str | os.PathLike, what: str = "recipe") -> T:
-    """Read a YAML file into dataclass `cls`; `what` names the file in errors ("recipe", "curation config")."""
+    """Read a YAML file, or a JSON file by its `.json` suffix, into dataclass `cls`; `what` names the
+    file in errors ("recipe", "curation config", "pipeline file").
+
+    (JSON is read as JSON: PyYAML reads YAML 1.1, where a float that `json.dumps` writes as 1e-05 is a
+    string.)
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no {what} at {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p} is not valid YAML: {e}") from None
+        data = json.loads(p.read_text()) if p.suffix == ".json" else yaml.safe_load(p.read_text()) or {}
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"{p} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must hold a mapping of {what} fields, got {type(data).__name__}")
     try:
         return from_dict(cls, data)
     except ConfigError as e:

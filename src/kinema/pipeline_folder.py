@@ -63,7 +63,7 @@ def read_pipeline_spec(folder: str | os.PathLike) -> PipelineSpec:
             f"{folder} is not a kinema pipeline folder: it has no {PIPELINE_FILE} "
             "(`kinema train` and `kinema distill` write one)"
         )
-    return load_yaml(PipelineSpec, folder / PIPELINE_FILE, what="pipeline file")  # JSON is YAML
+    return load_yaml(PipelineSpec, folder / PIPELINE_FILE, what="pipeline file")
 
 
 def save_pipeline(folder: str | os.PathLike, dit: DiT, vae: CausalVAE, spec: PipelineSpec) -> Path:

@@ -33,10 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def read_dit_config(value: str) -> DiTConfig:
     """A `--config` value: a named DiT size, or a JSON/YAML file of `DiTConfig` fields."""
-    import json
     from pathlib import Path
 
-    from kinema.config import ConfigError, from_dict, load_yaml
+    from kinema.config import load_yaml
     from kinema.models.dit import DiTConfig
     from kinema.models.sizes import DIT_SIZES, dit_config
 
@@ -45,18 +44,7 @@ def read_dit_config(value: str) -> DiTConfig:
     path = Path(value)
     if not path.is_file():
         raise UsageError(f"--config {value} is neither a DiT size ({', '.join(DIT_SIZES)}) nor a file")
-    if path.suffix != ".json":
-        return load_yaml(DiTConfig, path, "DiT config")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of DiTConfig fields")
-    try:
-        return from_dict(DiTConfig, data)
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    return load_yaml(DiTConfig, path, "DiT config")  # YAML, or JSON by its suffix
 
 
 def run_convert(args: argparse.Namespace) -> int:
