@@ -2,7 +2,8 @@
 
 Formats, detected automatically:
 - **kinema**: a folder with `config.json` (`{"format": "kinema", "model": "dit"|"vae", "config": {...}}`)
-  and `model.safetensors`. A pipeline folder (e.g. `checkpoints/toy/`) holds `dit/` and `vae/` folders.
+  and `model.safetensors`. A pipeline folder (`kinema.pipeline_folder`, e.g. the shipped toy model) holds
+  `dit/` and `vae/` folders.
 - **diffusers**: a folder with `config.json` (`_class_name` HunyuanVideoTransformer3DModel or
   AutoencoderKLHunyuanVideo) and `diffusion_pytorch_model.safetensors`, sharded (`*.index.json`) or not;
   a whole diffusers pipeline folder works too (its `transformer/` or `vae/`).
