@@ -40,7 +40,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from kinema.distributed import Job, join_torchrun, launched_by_torchrun
+from kinema.distributed import Job, join_torchrun
 from kinema.models.dit import DiT
 from kinema.models.parallel import enable_sequence_parallel
 from kinema.train.checkpoint import EMA, ExtraState, load_checkpoint, load_extra_state, save_checkpoint, save_extra_state
@@ -173,9 +173,7 @@ def init_parallel(config: ParallelConfig, timeout_s: float = 1800.0) -> Parallel
     Raises:
         ValueError: if the number of processes is not a multiple of `config.sequence`.
     """
-    if not launched_by_torchrun():
-        return Parallel(config=config)  # a lone process trains on the CPU
-    job = join_torchrun(config.sequence, timeout_s)
+    job = join_torchrun(config.sequence, timeout_s)  # `Job()` without torchrun: a lone process on the CPU
     return Parallel(job.rank, job.world_size, job.device, job.mesh, job.sp_group, config=config)
 
 
