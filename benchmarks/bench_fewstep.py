@@ -3,7 +3,7 @@
 and the step-distilled model, on the same held-out prompts and seeds.
 
     .venv/bin/python benchmarks/bench_fewstep.py [-n 48] [--shifts 1,3,7,17]
-        [--base src/kinema/checkpoints/toy] [--guidance checkpoints/toy-guidance] [--steps-model checkpoints/toy-8step]
+        [--base DIR] [--guidance checkpoints/toy-guidance] [--steps-model checkpoints/toy-8step]
 
 Models whose folder is missing are skipped. "adherence" is the mean of the four per-attribute
 accuracies; "vs base 50" divides it by the base model's at 50 steps, "speed-up" divides base 50-step
@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--num", type=int, default=48, help="held-out prompts per setting")
     parser.add_argument("--shifts", default="1,3,7,17", help="shifts tried for the base model at each step count")
-    parser.add_argument("--base", default="src/kinema/checkpoints/toy")
+    parser.add_argument("--base", default=None, help="base pipeline folder (default: the shipped toy model)")
     parser.add_argument("--guidance", default="checkpoints/toy-guidance")
     parser.add_argument("--steps-model", default="checkpoints/toy-8step")
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 """What a toy VAE lets through to the DiT: the judge on renders vs on their VAE round trips, and how far
 each prompt word moves the latents.
 
-    .venv/bin/python benchmarks/bench_vae_ceiling.py [--vae src/kinema/checkpoints/toy/vae] [-n 48] [--no-write]
+    .venv/bin/python benchmarks/bench_vae_ceiling.py [--vae DIR] [-n 48] [--no-write]
 
 1. Ceiling: `n` held-out scenes (the cases `kinema eval adherence` asks for) are rendered, encoded,
    decoded and judged. A DiT that drew perfect latents would score the round-trip row, so no model on
@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import append_results  # noqa: E402
 
 from kinema.models.checkpoints import load_vae  # noqa: E402
+from kinema.pipeline_folder import default_checkpoint  # noqa: E402
 from kinema.toyworld.adherence import eval_cases  # noqa: E402
 from kinema.toyworld.judge import ATTRIBUTES, accuracy, judge  # noqa: E402
 from kinema.toyworld.render import render_batch  # noqa: E402
@@ -55,11 +56,11 @@ def round_trip(vae: torch.nn.Module, videos: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vae", default="src/kinema/checkpoints/toy/vae")
+    parser.add_argument("--vae", default=None, help="VAE folder (default: the shipped toy model's)")
     parser.add_argument("-n", type=int, default=48, help="held-out scenes judged, and training scenes for the signal")
     parser.add_argument("--no-write", action="store_true", help="print the table without appending to RESULTS.md")
     args = parser.parse_args()
-    vae = load_vae(args.vae).eval()
+    vae = load_vae(args.vae or default_checkpoint() / "vae").eval()
 
     cases = eval_cases(args.n)
     scenes = [c.truth for c in cases]
@@ -83,7 +84,8 @@ def main() -> None:
         "|---|---|---|",
         *(f"| {a} | {v:.4f} | {v / signal['color']:.2f}x |" for a, v in signal.items()),
     ]
-    command = f".venv/bin/python benchmarks/bench_vae_ceiling.py --vae {args.vae} -n {args.n}"
+    vae_flag = f" --vae {args.vae}" if args.vae else ""
+    command = f".venv/bin/python benchmarks/bench_vae_ceiling.py{vae_flag} -n {args.n}"
     if args.no_write:
         print("\n".join(table))
     else:
