@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from kinema.errors import UsageError
+
 if TYPE_CHECKING:
     from kinema.toyworld.scene import WorldConfig
 
@@ -47,8 +49,6 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
 
 def parse_size(text: str) -> tuple[int, int]:
     """'64' -> (64, 64); '96x64' -> (height 64, width 96). Returns (height, width)."""
-    from kinema.errors import UsageError
-
     parts = text.lower().split("x")
     try:
         values = [int(p) for p in parts]
@@ -78,7 +78,6 @@ def world_config(args: argparse.Namespace, multi_fraction: float = 0.2) -> World
 def run_render(args: argparse.Namespace) -> int:
     import time
 
-    from kinema.errors import UsageError
     from kinema.toyworld.dataset import render_dataset
 
     if args.n < 1:
