@@ -18,6 +18,7 @@ from kinema.caption.schema import PromptDropout
 from kinema.data.buckets import bucket_name
 from kinema.flow import TimeSampler
 from kinema.models.dit import DiTConfig
+from kinema.models.sizes import DIT_SIZES
 from kinema.models.vae import VAEConfig
 from kinema.options import SamplingDefaults
 from kinema.train.distributed import ParallelConfig
@@ -85,7 +86,13 @@ class DiTRecipe(RunRecipe):
     dataset: str
     vae: str
     stages: list[DiTStage]
-    model: str = "toy"
+    # A named DiT size (kinema.models.sizes). None: "toy", or with `init` the checkpoint's architecture,
+    # which a named size must equal.
+    model: str | None = None
+    # Start from this DiT checkpoint (any format load_dit reads: a kinema pipeline or model folder, a
+    # diffusers folder, the official mp_rank_00_model_states.pt) instead of fresh weights. It seeds step 0
+    # of a fresh run only: --resume continues from the run's own checkpoint (kinema.train.dit).
+    init: str | None = None
     text_encoder: str = "minilm"
     output: str | None = None
     lr: float = 3e-4
@@ -110,6 +117,8 @@ class DiTRecipe(RunRecipe):
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("a DiT recipe needs at least one stage")
+        if self.model is not None and self.model not in DIT_SIZES:
+            raise ValueError(f"model {self.model!r} is not a DiT size; choose one of {sorted(DIT_SIZES)}")
         if self.prompt_variants < 1:
             raise ValueError(f"prompt_variants must be at least 1, got {self.prompt_variants}")
         if not 0.0 <= self.text_dropout < 1.0:
