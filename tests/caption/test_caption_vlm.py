@@ -26,7 +26,8 @@ def test_schema_is_flat_and_complete():
     schema = vlm_caption_schema()
     assert tuple(schema["properties"]) == VLM_FIELDS and schema["required"] == list(VLM_FIELDS)
     assert "$defs" not in json.dumps(schema) and schema["additionalProperties"] is False
-    assert set(VLM_FIELDS) | {"camera_motion"} == set(Caption.model_fields)
+    # Not from the VLM: camera_motion (the classifier) and subjects (synthetic data's ground truth).
+    assert set(VLM_FIELDS) | {"camera_motion", "subjects"} == set(Caption.model_fields)
 
 
 @pytest.mark.parametrize("wrap", [

@@ -6,8 +6,12 @@ Annotation").
 A caption is the JSON a vision-language model writes for a clip or image: a short and a dense
 description, background, style, shot type, lighting, atmosphere, and -- merged in from the
 camera-motion classifier only when it is confident -- the camera motion, one of 14 classes.
+Synthetic data that knows its ground truth (the toy world) also fills `subjects`: each subject's color,
+noun and screen-space motion, structured, so a prompt can say them in many wordings.
+
 `caption_to_prompt` turns a caption into the text the generator is trained on, dropping fields at
-random so the model learns from both terse and detailed prompts.
+random so the model learns from both terse and detailed prompts, in the template wording or in a
+random wording from `kinema.caption.wording`'s train or held-out banks.
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from kinema.caption.wording import (
+    FIELD_LABELS,
+    HEAD_ORDERS,
+    WORDING_SETS,
+    WordingSet,
+    camera_phrase,
+    describe_subjects,
+)
 
 CameraMotionType = Literal[
     "zoom in",
@@ -47,6 +60,21 @@ class CameraMotion(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
 
 
+SubjectMotion = Literal["right", "left", "up", "down", "still"]
+
+
+class Subject(BaseModel):
+    """One subject of a clip, structured: what `caption_to_prompt` can put in many wordings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    color: str = Field(min_length=1, description="e.g. red")
+    noun: str = Field(min_length=1, description="e.g. circle")
+    motion: SubjectMotion | None = Field(
+        default=None, description="Where it moves in the frame (screen space); None in a still image."
+    )
+
+
 class Caption(BaseModel):
     """Structured caption of one clip or image."""
 
@@ -61,6 +89,10 @@ class Caption(BaseModel):
     atmosphere: str = Field(description="The mood, e.g. cozy, tense, mysterious.")
     camera_motion: CameraMotion | None = Field(
         default=None, description="Only present when the camera-motion classifier is confident."
+    )
+    subjects: tuple[Subject, ...] | None = Field(
+        default=None, description="The subjects, structured, where the data knows them (synthetic clips); "
+        "a VLM caption leaves this out. `short_description` says the same in the template wording."
     )
 
 
@@ -130,49 +162,47 @@ class PromptDropout:
                 raise ValueError(f"PromptDropout.{name} must be a probability in [0, 1], got {p}")
 
 
-_CAMERA_PHRASES = {
-    "static shot": "static camera",
-    "handheld shot": "handheld camera",
-}
-
-
-def camera_phrase(motion: str) -> str:
-    """Natural-language phrase for a camera-motion class, e.g. 'pan left' -> 'the camera pans left'."""
-    if motion in _CAMERA_PHRASES:
-        return _CAMERA_PHRASES[motion]
-    verb, direction = motion.split(" ")
-    verb = {"zoom": "zooms", "pan": "pans", "tilt": "tilts", "around": "moves around to the"}[verb]
-    return f"the camera {verb} {direction}"
-
-
 def caption_to_prompt(
-    caption: Caption, dropout: PromptDropout | None = None, rng: random.Random | None = None
+    caption: Caption,
+    dropout: PromptDropout | None = None,
+    rng: random.Random | None = None,
+    wording: WordingSet = "template",
 ) -> str:
     """Build the generator's text prompt from a caption.
 
-    Without `dropout` the prompt is deterministic: the short description, the camera motion, then
-    every other field.
+    Without `dropout` the prompt keeps every field: the description, the camera motion, then the rest.
     With `dropout` (training), fields are left out at random with the given probabilities.
+
+    `wording` "template" is the one fixed wording (the short or dense description as written). "train"
+    and "held-out" draw each part's phrasing from that set of `kinema.caption.wording`'s banks: the
+    description is rendered from `caption.subjects` when the caption has them (otherwise the text is
+    kept), the camera phrase and the order of the two vary, and both are always kept -- only the
+    fields after them are dropped -- so every attribute word stays where the model can use it.
     """
+    if wording not in WORDING_SETS:
+        raise ValueError(f"unknown wording {wording!r}; expected one of {', '.join(WORDING_SETS)}")
     rng = rng or random.Random(0)
+    template = wording == "template"
 
     def keep(p: float) -> bool:
         return dropout is None or rng.random() >= p
 
-    use_dense = dropout is not None and rng.random() < dropout.dense
-    parts = [caption.dense_description if use_dense else caption.short_description]
-    # Camera motion right after the description: it is what the user controls, and short text
-    # encoders (the toy model keeps 32 tokens) must not truncate it away.
-    if caption.camera_motion is not None and keep(dropout.camera_motion if dropout else 0.0):
-        parts.append(camera_phrase(caption.camera_motion.type))
-    fields = [
-        ("background", caption.background, "background: {}"),
-        ("style", caption.style, "style: {}"),
-        ("shot_type", caption.shot_type, "{}"),
-        ("lighting", caption.lighting, "lighting: {}"),
-        ("atmosphere", caption.atmosphere, "atmosphere: {}"),
-    ]
-    for name, value, template in fields:
+    # 1. The description: the subjects in words, or the caption's own text (dense at random in training).
+    if not template and caption.subjects:
+        description = describe_subjects(caption.subjects, wording, rng)
+    else:
+        use_dense = dropout is not None and rng.random() < dropout.dense
+        description = caption.dense_description if use_dense else caption.short_description
+    # 2. The camera motion right after (or, reworded, before) the description: it is what the user
+    # controls, and short text encoders (the toy model keeps 32 tokens) must not truncate it away.
+    head = description
+    if caption.camera_motion is not None and (not template or keep(dropout.camera_motion if dropout else 0.0)):
+        camera = camera_phrase(caption.camera_motion.type, wording, rng)
+        head = HEAD_ORDERS.pick(wording, rng).format(subject=description.strip().rstrip("."), camera=camera)
+    # 3. The other fields, each possibly dropped.
+    parts = [head]
+    for name in ("background", "style", "shot_type", "lighting", "atmosphere"):
+        value = getattr(caption, name)
         if value and keep(getattr(dropout, name, 0.0)):
-            parts.append(template.format(value))
+            parts.append(FIELD_LABELS[name].pick(wording, rng).format(value))
     return ". ".join(p.strip().rstrip(".") for p in parts) + "."

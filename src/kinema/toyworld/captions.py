@@ -2,25 +2,24 @@
 
 The caption is the same `kinema.caption.schema.Caption` real data gets, filled from the ground truth, so
 `caption_to_prompt(scene_caption(scene))` reads like "a red circle moves to the right. background: ...".
+Its `subjects` carry each object's color, shape and motion, so `scene_prompt(scene, "held-out", rng)`
+can say the same in a wording training never used ("a circle in red gliding towards the left; ...").
 `parse_prompt` recovers the colors, shapes, motions and camera named in such a prompt; the adherence
 eval uses it to turn the renderer into a ground-truth "generator" of any prompt.
 """
 
 from __future__ import annotations
 
+import random
 import re
 from dataclasses import dataclass
 
-from kinema.caption.schema import Caption, CameraMotion, camera_phrase, caption_to_prompt
-from kinema.toyworld.scene import CAMERAS, COLORS, SHAPES, ObjectTruth, SceneTruth
+from kinema.caption.schema import CameraMotion, Caption, Subject, caption_to_prompt
+from kinema.caption.wording import WordingSet, camera_phrase, motion_phrase, subject_phrase
+from kinema.toyworld.scene import CAMERAS, COLORS, MOTIONS, SHAPES, ObjectTruth, SceneTruth
 
-MOTION_PHRASES: dict[str, str] = {
-    "right": "moves to the right",
-    "left": "moves to the left",
-    "up": "moves up",
-    "down": "moves down",
-    "still": "stays still",
-}
+# The template wording of each motion: "moves to the right", ..., "stays still".
+MOTION_PHRASES: dict[str, str] = {m: motion_phrase(m, "template", random.Random(0))[0] for m in MOTIONS}
 _PATH_PHRASES = {
     "right": "travels from the left of the frame towards the right",
     "left": "travels from the right of the frame towards the left",
@@ -39,10 +38,14 @@ _LIGHTING = {
 STYLE = "toy animation"
 
 
+def object_subject(obj: ObjectTruth, with_motion: bool = True) -> Subject:
+    """An object as a caption's structured subject (no motion in a still image)."""
+    return Subject(color=obj.color, noun=obj.shape, motion=obj.motion if with_motion else None)
+
+
 def object_phrase(obj: ObjectTruth, with_motion: bool = True) -> str:
-    """'a red circle moves to the right' (or 'a red circle' for still images)."""
-    text = f"a {obj.color} {obj.shape}"
-    return f"{text} {MOTION_PHRASES[obj.motion]}" if with_motion else text
+    """'a red circle moves to the right' (or 'a red circle' for still images): the template wording."""
+    return subject_phrase(object_subject(obj, with_motion), "template", random.Random(0))
 
 
 def _join(parts: list[str]) -> str:
@@ -77,12 +80,15 @@ def scene_caption(scene: SceneTruth) -> Caption:
         lighting=_LIGHTING[scene.tint],
         atmosphere=("lively" if scene.camera == "handheld shot" else "playful") if moving else "calm",
         camera_motion=CameraMotion(type=scene.camera, confidence=1.0) if video else None,
+        subjects=tuple(object_subject(o, video) for o in scene.objects),
     )
 
 
-def scene_prompt(scene: SceneTruth) -> str:
-    """The deterministic prompt of a scene (training's first prompt variant; what the evals ask for)."""
-    return caption_to_prompt(scene_caption(scene))
+def scene_prompt(scene: SceneTruth, wording: WordingSet = "template", rng: random.Random | None = None) -> str:
+    """The full prompt of a scene, every field kept. In the template wording it is deterministic
+    (training's first prompt variant; what the evals ask for by default); in the "train" or "held-out"
+    wording, `rng` (default: seeded 0) picks the phrasings."""
+    return caption_to_prompt(scene_caption(scene), rng=rng, wording=wording)
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,13 @@ class PromptSpec:
 
     objects: tuple[tuple[str, str, str | None], ...]
     camera: str | None
+
+    @classmethod
+    def of(cls, scene: SceneTruth) -> PromptSpec:
+        """What the full prompt of `scene` asks for, in any wording (still images name no motion or camera)."""
+        video = scene.frames > 1
+        objects = tuple((o.color, o.shape, o.motion if video else None) for o in scene.objects)
+        return cls(objects, scene.camera if video else None)
 
 
 _OBJECT_RE = re.compile(

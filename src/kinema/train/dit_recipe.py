@@ -106,6 +106,7 @@ class DiTRecipe(RunRecipe):
     # How often each caption field is left out of the variants. Short prompts matter: a word among 40
     # tokens is learned several times more slowly than among 9 (benchmarks/RESULTS.md, "What makes the motion words learnable").
     prompt_dropout: PromptDropout = field(default_factory=PromptDropout)
+    prompt_wording: str = "template"  # variants after the first: "template", or "varied" (random train wordings, kinema.caption.wording)
     max_clips: int | None = None
     gradient_checkpointing: bool = False
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)

@@ -7,7 +7,7 @@ recipe, and K prompt variants per clip encoded once by the text encoder.
 
 The cache is one safetensors file ("HxWxF/mean", "HxWxF/std" per bucket, "prompts/..."), stored with
 two keys that say what it was made from: `prompt_key` (text encoder, variants, seed, caption-field
-dropout) and `data_key` (the data set's manifest, `max_clips` and the VAE's files, by content). A run
+dropout, wording) and `data_key` (the data set's manifest, `max_clips` and the VAE's files, by content). A run
 reuses the cache when both fit, re-encodes only the text when only the prompt settings changed, and
 encodes everything again otherwise. Distillation reads the teacher run's cache as it is.
 
@@ -31,6 +31,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from kinema.caption.schema import Caption, PromptDropout, caption_to_prompt
+from kinema.caption.wording import WordingSet
 from kinema.data.manifest import manifest_file
 from kinema.models.text import TextEmbedding, TextEncoder, build_text_encoder
 from kinema.fsutil import save_safetensors
@@ -160,10 +161,26 @@ def encode_bucket(vae: torch.nn.Module, videos: np.ndarray, name: str, batch: in
     return LatentBucket(torch.cat(means), torch.cat(stds))
 
 
-def prompt_variants(caption_json: str, k: int, rng: random.Random, dropout: PromptDropout) -> list[str]:
-    """K training prompts for one caption: the full prompt, then variants with fields dropped at random."""
+# The recipe's `prompt_wording` -> the wording set the variants after the first are drawn from.
+PROMPT_WORDINGS: dict[str, WordingSet] = {"template": "template", "varied": "train"}
+
+
+def prompt_variants(
+    caption_json: str, k: int, rng: random.Random, dropout: PromptDropout, wording: WordingSet = "template"
+) -> list[str]:
+    """K training prompts for one caption: the full template prompt, then variants with fields dropped at
+    random, in `wording` ("train": a random train wording each; never "held-out", which evaluation keeps)."""
+    if wording == "held-out":
+        raise ValueError("training prompts must not use the held-out wordings; use 'template' or 'train'")
     caption = Caption.model_validate_json(caption_json)
-    return [caption_to_prompt(caption)] + [caption_to_prompt(caption, dropout, rng) for _ in range(k - 1)]
+    return [caption_to_prompt(caption)] + [caption_to_prompt(caption, dropout, rng, wording) for _ in range(k - 1)]
+
+
+def recipe_wording(recipe: DiTRecipe) -> WordingSet:
+    """The wording set of the recipe's `prompt_wording` ("template" or "varied")."""
+    if recipe.prompt_wording not in PROMPT_WORDINGS:
+        raise ValueError(f"prompt_wording must be one of {', '.join(PROMPT_WORDINGS)}, got {recipe.prompt_wording!r}")
+    return PROMPT_WORDINGS[recipe.prompt_wording]
 
 
 def encode_prompts(encoder: TextEncoder, prompts: list[str], batch: int = 64) -> TextEmbedding:
@@ -174,10 +191,13 @@ def encode_prompts(encoder: TextEncoder, prompts: list[str], batch: int = 64) ->
 
 def prompt_cache_key(recipe: DiTRecipe) -> str:
     """What a cache's prompts depend on: when it changes, the text is encoded again."""
-    return json.dumps({
+    key = {
         "text_encoder": recipe.text_encoder, "variants": recipe.prompt_variants, "seed": recipe.seed,
         "dropout": dataclasses.asdict(recipe.prompt_dropout),
-    }, sort_keys=True)
+    }
+    if recipe.prompt_wording != "template":  # absent for the template, so caches made before it stay valid
+        key["wording"] = recipe.prompt_wording
+    return json.dumps(key, sort_keys=True)
 
 
 def data_cache_key(recipe: DiTRecipe) -> str | None:
@@ -196,10 +216,11 @@ def data_cache_key(recipe: DiTRecipe) -> str | None:
 
 @torch.no_grad()
 def build_prompt_cache(recipe: DiTRecipe, captions: list[str]) -> PromptCache:
-    """K prompt variants per caption (the recipe's caption-field dropout) and the empty prompt, encoded."""
+    """K prompt variants per caption (the recipe's caption-field dropout and wording) and the empty prompt,
+    encoded."""
     rng = random.Random(recipe.seed)
-    k = recipe.prompt_variants
-    texts = [p for c in captions for p in prompt_variants(c, k, rng, recipe.prompt_dropout)]
+    k, wording = recipe.prompt_variants, recipe_wording(recipe)
+    texts = [p for c in captions for p in prompt_variants(c, k, rng, recipe.prompt_dropout, wording)]
     emb = encode_prompts(build_text_encoder(recipe.text_encoder), texts + [""])
     return PromptCache.from_embedding(emb, len(captions), k)
 
