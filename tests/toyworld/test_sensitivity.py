@@ -37,6 +37,20 @@ def test_a_counterfactual_prompt_names_another_value_of_that_attribute_only(attr
         assert len({o.color for o in counterfactual(scene, attribute).objects}) == len(scene.objects)
 
 
+@pytest.mark.parametrize("wording", ["train", "held-out"])
+def test_in_a_varied_wording_a_counterfactual_prompt_differs_in_that_attribute_s_words_only(wording):
+    """`text_sensitivity` words a clip's prompt and its counterfactuals with the same draws (seed + i)."""
+    import random
+
+    for i, scene in enumerate(sample_scenes(30, WORLD, seed=2, split="all")):
+        # Swaps that change one word (camera swaps and still -> right change a phrase and its length).
+        attributes = ("color", "shape") + (("motion",) if scene.objects[0].motion != "still" else ())
+        for attribute in attributes:
+            before = scene_prompt(scene, wording, random.Random(i)).split()
+            after = scene_prompt(counterfactual(scene, attribute), wording, random.Random(i)).split()
+            assert len(before) == len(after) and sum(a != b for a, b in zip(before, after)) == 1, (before, after)
+
+
 def test_unknown_attribute_is_refused():
     with pytest.raises(ValueError, match="unknown attribute 'size'"):
         counterfactual(sample_scenes(1, WORLD)[0], "size")
@@ -100,5 +114,7 @@ def test_cli_writes_the_report(folder, tmp_path, capsys):
     assert main(argv) == 0
     report = json.loads((tmp_path / "sensitivity.json").read_text())
     assert report["videos"] == 2 and report["times"] == [0.5] and set(report["share"]) == set(ATTRIBUTES)
-    assert "motion" in capsys.readouterr().out
+    assert "motion" in capsys.readouterr().out and report["wording"] == "template"
+    assert main(argv + ["--wording", "held-out"]) == 0
+    assert json.loads((tmp_path / "sensitivity.json").read_text())["wording"] == "held-out"
     assert main(["eval", "sensitivity", "--checkpoint", str(folder), "--times", "0.5,1"]) == 2

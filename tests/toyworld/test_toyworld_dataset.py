@@ -91,6 +91,18 @@ def test_adherence_with_the_renderer_as_generator_and_a_wrong_generator():
     assert bad.accuracy()["color"] == 0.0
 
 
+def test_adherence_in_held_out_wordings_is_judged_against_each_case_s_truth(tmp_path):
+    template, held = eval_cases(6, seed=1), eval_cases(6, seed=1, wording="held-out")
+    assert [c.truth for c in held] == [c.truth for c in template]
+    assert all(h.prompt != t.prompt for h, t in zip(held, template))
+    report = evaluate(ground_truth_generator(cases=held), held)  # parse_prompt knows the template only
+    assert report.accuracy() == {"color": 1.0, "shape": 1.0, "motion": 1.0, "camera": 1.0}
+    assert report.wording == "held-out" and report.table().splitlines()[-1].split() == ["wording", "held-out"]
+    summary, _ = write_adherence_report(report, tmp_path)
+    assert json.loads(summary.read_text())["wording"] == "held-out"
+    assert evaluate(ground_truth_generator(), template).wording == "template"
+
+
 def test_a_generator_returning_the_wrong_thing_gets_a_clear_error():
     case = EvalCase("a red circle moves up", 0, scene_for([("red", "circle", "up")], "static shot", WorldConfig(), 0))
     with pytest.raises(ValueError, match="uint8 array"):
@@ -107,6 +119,10 @@ def test_cli_render_and_eval(tmp_path, capsys):
     assert "color" in capsys.readouterr().out
     assert (tmp_path / "rep" / "adherence.png").is_file()
     assert main(["eval", "adherence", "--ground-truth", "-n", "2", "--out", str(tmp_path / "rep2")]) == 0
+    argv = ["eval", "adherence", "--ground-truth", "-n", "3", "--wording", "held-out", "--out", str(tmp_path / "rep3")]
+    assert main(argv) == 0 and "held-out" in capsys.readouterr().out
+    report = json.loads((tmp_path / "rep3" / "adherence.json").read_text())
+    assert report["wording"] == "held-out" and report["accuracy"]["motion"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -117,6 +133,7 @@ def test_cli_render_and_eval(tmp_path, capsys):
         (["toyworld", "render", "2", "OUT", "--frames", "6"], "4k\\+1"),
         (["toyworld", "render", "2", "OUT", "--cameras", "pan up"], "WorldConfig.cameras must be a non-empty subset"),
         (["eval", "adherence", "--videos", "NOPE"], "no dataset manifest"),
+        (["eval", "adherence", "--videos", "NOPE", "--wording", "train"], "--wording applies to generated prompts"),
     ],
 )
 def test_cli_errors_are_one_sentence(tmp_path, capsys, argv, message):

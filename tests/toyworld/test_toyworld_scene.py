@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kinema.caption.schema import CAMERA_MOTIONS, Caption, caption_to_prompt
-from kinema.toyworld.captions import parse_prompt, scene_caption
+from kinema.toyworld.captions import PromptSpec, parse_prompt, scene_caption, scene_prompt
 from kinema.toyworld.scene import (
     CAMERAS,
     HELD_OUT,
@@ -152,3 +152,12 @@ def test_scene_for_rejects_what_cannot_be_rendered():
         scene_for([("pink", "circle", "right")], "static shot", WorldConfig(), seed=0)
     with pytest.raises(ValueError, match="names no toy-world object"):
         parse_prompt("a cat on a mat")
+
+
+def test_a_scene_s_prompt_spec_is_what_its_template_prompt_names():
+    """`PromptSpec.of` (what any wording of a scene asks for) agrees with reading the template prompt."""
+    scenes = sample_scenes(40, WorldConfig(max_objects=3), seed=4, split="all")
+    scenes += sample_scenes(5, WorldConfig(frames=1), seed=4)
+    assert any(len(s.objects) == 3 for s in scenes)
+    for scene in scenes:
+        assert PromptSpec.of(scene) == parse_prompt(scene_prompt(scene))

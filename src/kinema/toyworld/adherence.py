@@ -6,12 +6,17 @@ Any text-to-video system is a `Generator`, a callable `generate(prompt, seed) ->
 contact sheet). `sweep_point` does the same for a `kinema.Pipeline` at one `SamplingOptions`, with latency.
 `ground_truth_generator` renders exactly what a prompt asks, so its report is the judge's own
 accuracy on perfect videos (it must be ~100%).
+
+Prompts come in a wording set (`kinema.caption.wording`): "template" (what the model was trained on
+word for word), "train" (the wordings training draws from) or "held-out" (wordings no training prompt
+used: how well the model follows words it was not taught); the report names it.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kinema.caption.schema import caption_to_prompt
+from kinema.caption.wording import WordingSet
 from kinema.toyworld.captions import PromptSpec, parse_prompt, scene_prompt
 from kinema.toyworld.judge import ATTRIBUTES, JudgeConfig, Verdict, accuracy, judge
 from kinema.toyworld.render import render
@@ -33,37 +39,49 @@ Generator = Callable[[str, int], np.ndarray]
 
 @dataclass(frozen=True)
 class EvalCase:
-    """One prompt to generate with a seed, and what the video must show."""
+    """One prompt to generate with a seed, and what the video must show; `wording` is the wording set the
+    prompt was rendered in (None: a dataset's own prompt, as written)."""
 
     prompt: str
     seed: int
     truth: SceneTruth | PromptSpec
+    wording: WordingSet | None = "template"
 
     @property
     def held_out(self) -> bool | None:
         return self.truth.held_out if isinstance(self.truth, SceneTruth) else None
 
 
-def eval_cases(n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "heldout") -> list[EvalCase]:
-    """`n` cases from sampled scenes: the prompt is the scene's full deterministic prompt.
+def eval_cases(
+    n: int, config: WorldConfig | None = None, seed: int = 0, split: Split = "heldout", wording: WordingSet = "template"
+) -> list[EvalCase]:
+    """`n` cases from sampled scenes: the prompt is the scene's full prompt, every field kept.
 
     Args:
         n: number of cases.
         config: the world (frame size and vocabulary) the prompts come from.
         seed: scene seed; case i is generated with seed + i.
         split: "heldout" (default: combinations never trained on), "train" or "all".
+        wording: "template" (default: the deterministic prompt), or "train" / "held-out": each prompt in a
+            random wording of that set, case i's drawn with seed + i.
     """
     scenes = sample_scenes(n, config, seed, split)
-    return [EvalCase(scene_prompt(s), seed + i, s) for i, s in enumerate(scenes)]
+    return [
+        EvalCase(scene_prompt(s, wording, random.Random(seed + i)), seed + i, s, wording) for i, s in enumerate(scenes)
+    ]
 
 
-def ground_truth_generator(config: WorldConfig | None = None) -> Generator:
+def ground_truth_generator(config: WorldConfig | None = None, cases: Sequence[EvalCase] = ()) -> Generator:
     """A `Generator` that renders exactly what the prompt names (unnamed motion: still; unnamed camera:
-    static), with size, position and background drawn from the seed."""
+    static), with size, position and background drawn from the seed.
+
+    A prompt of one of `cases` asks for its case's truth, in whatever wording; any other prompt is read
+    with `parse_prompt`, which knows the template wording only."""
     config = config or WorldConfig()
+    known = {c.prompt: c.truth if isinstance(c.truth, PromptSpec) else PromptSpec.of(c.truth) for c in cases}
 
     def generate(prompt: str, seed: int) -> np.ndarray:
-        spec = parse_prompt(prompt)
+        spec = known.get(prompt) or parse_prompt(prompt)
         objects = [(c, s, m or "still") for c, s, m in spec.objects]
         return render(scene_for(objects, spec.camera or "static shot", config, seed))
 
@@ -95,7 +113,7 @@ def dataset_cases(dataset: str | os.PathLike) -> tuple[list[EvalCase], Generator
             prompt = caption_to_prompt(Caption.model_validate_json(row.caption))
         if truth is None and not prompt:
             raise ValueError(f"row {row.id} of {dataset} has no ground truth, prompt or caption to judge against")
-        cases.append(EvalCase(prompt, i, truth if truth is not None else parse_prompt(prompt)))
+        cases.append(EvalCase(prompt, i, truth if truth is not None else parse_prompt(prompt), None))
 
     def generate(prompt: str, seed: int) -> np.ndarray:
         return read_video(media_path(dataset, df["path"][seed]))
@@ -110,6 +128,11 @@ class AdherenceReport:
     cases: list[EvalCase]
     verdicts: list[Verdict]
     videos: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def wording(self) -> str:
+        """The wording set(s) of the prompts: "template", "train", "held-out" or "as written" (a dataset's)."""
+        return ", ".join(sorted({c.wording or "as written" for c in self.cases})) or "template"
 
     def accuracy(self, held_out: bool | None = None) -> dict[str, float]:
         """Per-attribute accuracy over all cases, or only held-out (True) / seen (False) ones."""
@@ -130,12 +153,14 @@ class AdherenceReport:
             lines.append(f"{attr:<10}" + "".join(f"{c:>12}" for c in cells))
         counts = [sum(1 for c in self.cases if flag is None or c.held_out == flag) for _, flag in groups]
         lines.append(f"{'videos':<10}" + "".join(f"{n:>12}" for n in counts))
+        lines.append(f"{'wording':<10}{self.wording:>12}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         """JSON-ready summary and per-case verdicts."""
         return {
             "accuracy": self.accuracy(),
+            "wording": self.wording,
             "cases": [
                 {"prompt": c.prompt, "seed": c.seed, "held_out": c.held_out, **v.scores(), "camera_seen": v.camera_seen}
                 for c, v in zip(self.cases, self.verdicts)

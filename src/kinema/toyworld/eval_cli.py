@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from kinema.caption.wording import WORDING_SETS
 from kinema.toyworld.cli import add_world_options, world_config
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("-n", "--num", type=int, default=48, help="prompts to generate (default 48; not with --videos)")
     a.add_argument("--split", choices=SPLITS, default="heldout",
                    help="which combinations the prompts use (default heldout)")
+    a.add_argument("--wording", choices=WORDING_SETS, default="template",
+                   help="how the prompts are worded: the training template (default), random train wordings, or "
+                   "held-out wordings no training prompt used (not with --videos)")
     add_world_options(a)
     a.add_argument("--steps", type=int, default=None, help="sampling steps (--checkpoint; default: the checkpoint's)")
     a.add_argument("--shift", type=float, default=None, help="schedule time shift (--checkpoint)")
@@ -77,6 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--times", default="0.5,0.8,0.95", help="comma-separated flow times in (0, 1) (default 0.5,0.8,0.95)")
     s.add_argument("--split", choices=SPLITS, default="train",
                    help="which combinations the clips use (default train: what the model was fitted to)")
+    s.add_argument("--wording", choices=WORDING_SETS, default="template",
+                   help="how the prompts are worded (default template; train or held-out: random wordings of that set)")
     add_world_options(s)
     s.add_argument("--device", default="cpu", help="torch device (default cpu)")
     s.add_argument("--out", default="outputs/sensitivity", help="report folder (default outputs/sensitivity)")
@@ -108,11 +114,14 @@ def run_adherence(args: argparse.Namespace) -> int:
         raise UsageError(f"--num must be at least 1, got {args.num}")
     config = world_config(args)
     if args.videos:
+        if args.wording != "template":
+            raise UsageError("--wording applies to generated prompts (--checkpoint, --ground-truth); --videos "
+                             "judges the prompts its manifest holds")
         cases, generate = dataset_cases(args.videos)
     else:
-        cases = eval_cases(args.num, config, seed=args.seed, split=args.split)
+        cases = eval_cases(args.num, config, seed=args.seed, split=args.split, wording=args.wording)
         if args.ground_truth:
-            generate = ground_truth_generator(config)
+            generate = ground_truth_generator(config, cases)
         else:
             options = SamplingOptions(steps=args.steps, shift=args.shift, cfg_scale=args.cfg_scale,
                                       guidance=args.guidance, frames=config.frames, height=config.height,
@@ -186,7 +195,7 @@ def run_sensitivity(args: argparse.Namespace) -> int:
         raise UsageError(f"--num must be at least 1, got {args.num}")
     pipe = Pipeline.from_pretrained(args.checkpoint, device=check_device(args.device))
     scenes = sample_scenes(args.num, world_config(args), args.seed, args.split)
-    report = text_sensitivity(pipe, scenes, times, seed=args.seed)
+    report = text_sensitivity(pipe, scenes, times, seed=args.seed, wording=args.wording)
     path = write_sensitivity_report(report, args.out)
     print(report.table())
     print(f"wrote {path}")

@@ -11,10 +11,14 @@ sampler uses it. The DiT is called through `Pipeline.velocity` (the conditional 
 batching); `kinema.toyworld.report` writes the report.
 
     kinema eval sensitivity -n 48            # the shipped toy model; --checkpoint DIR for another
+
+With `--wording train|held-out` each clip's prompt is in a random wording of that set, and its
+counterfactuals in the same wording (the same draws), so they still differ in the attribute's words only.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm import tqdm
 
+from kinema.caption.wording import WordingSet
 from kinema.flow.path import interpolate, velocity_target
 from kinema.toyworld.captions import scene_prompt
 from kinema.toyworld.judge import ATTRIBUTES
@@ -69,6 +74,7 @@ class SensitivityReport:
     times: tuple[float, ...]
     loss: dict[str, list[float]]
     videos: int
+    wording: str = "template"  # the prompts' wording set (kinema.caption.wording)
 
     def share(self, attribute: str) -> list[float]:
         """Per time: (loss with the attribute swapped − true loss) / (empty-prompt loss − true loss)."""
@@ -84,12 +90,12 @@ class SensitivityReport:
         for i, t in enumerate(self.times):
             cells = "".join(f"{100 * self.share(a)[i]:>8.1f}%" for a in attributes)
             lines.append(f"{t:<8g}{cells}{self.loss['true'][i]:>9.4f}{self.loss['empty'][i]:>9.4f}")
-        lines.append(f"videos: {self.videos}")
+        lines.append(f"videos: {self.videos}, wording: {self.wording}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         attributes = [a for a in ATTRIBUTES if a in self.loss]
-        return {"times": list(self.times), "videos": self.videos, "loss": self.loss,
+        return {"times": list(self.times), "videos": self.videos, "wording": self.wording, "loss": self.loss,
                 "share": {a: self.share(a) for a in attributes}}
 
 
@@ -97,6 +103,7 @@ class SensitivityReport:
 def text_sensitivity(
     pipe: Pipeline, scenes: Sequence[SceneTruth], times: Sequence[float] = (0.5, 0.8, 0.95), seed: int = 0,
     batch: int = 16,
+    wording: WordingSet = "template",
 ) -> SensitivityReport:
     """Render `scenes`, encode them with the pipeline's VAE, and measure the DiT's loss per prompt kind.
 
@@ -107,6 +114,8 @@ def text_sensitivity(
         times: flow times t in (0, 1) (1 = pure noise).
         seed: the noise, shared by every prompt kind.
         batch: clips per forward.
+        wording: the prompts' wording set; clip i's prompt and its counterfactuals are worded with the
+            same draws (seed + i), so they differ only in the swapped attribute's words.
     """
     from kinema.pixels import to_model_range
 
@@ -114,9 +123,12 @@ def text_sensitivity(
         raise ValueError("text_sensitivity needs at least one scene")
     if any(not 0.0 < t < 1.0 for t in times):
         raise ValueError(f"times must lie in (0, 1), got {list(times)}")
-    prompts = {"true": [scene_prompt(s) for s in scenes], "empty": [""] * len(scenes)}
+    def prompt(scene: SceneTruth, i: int) -> str:
+        return scene_prompt(scene, wording, random.Random(seed + i))
+
+    prompts = {"true": [prompt(s, i) for i, s in enumerate(scenes)], "empty": [""] * len(scenes)}
     for attribute in ATTRIBUTES:
-        swapped = [scene_prompt(counterfactual(s, attribute)) for s in scenes]
+        swapped = [prompt(counterfactual(s, attribute), i) for i, s in enumerate(scenes)]
         if swapped != prompts["true"]:
             prompts[attribute] = swapped
 
@@ -142,4 +154,4 @@ def text_sensitivity(
                 v = pipe.velocity(x_t[part], t_all[part], text[part], pipe.defaults.guidance)
                 total += torch.nn.functional.mse_loss(v.float(), target[part].float(), reduction="sum").item()
             loss[kind].append(total / target.numel())
-    return SensitivityReport(tuple(float(t) for t in times), loss, len(scenes))
+    return SensitivityReport(tuple(float(t) for t in times), loss, len(scenes), wording)
