@@ -5,7 +5,7 @@ A model trained on one template ("a red circle moves to the right. the camera pa
 template, not the words: users write "a blue square sliding downward". `caption_to_prompt` therefore
 renders a caption in one of three wording sets:
 
-    "template"  today's one wording (each bank's first train entry; no randomness)
+    "template"  the one fixed wording (each bank's first train entry; no randomness)
     "train"     a random train wording per part: what training prompt variants use
     "held-out"  a random held-out wording per part: never in a training prompt, for evaluation only
 
@@ -19,7 +19,10 @@ synthetic data such as the toy world) is worded in full; a VLM caption has free 
 only the camera phrase, the order of description and camera, and the other fields' labels vary.
 
 Every phrasing keeps the words that name an attribute (`MOTION_WORDS`, `CAMERA_WORDS`): a wording
-changes how an attribute is said, never whether it is said.
+changes how an attribute is said, never whether it is said. The phrasings are short enough that the
+description and camera phrase of a scene with up to two subjects fit the toy text encoder's 32 token
+states in every wording (tests/caption/test_caption_wording.py checks); three subjects can exceed them
+outside the template.
 """
 
 from __future__ import annotations
