@@ -19,7 +19,7 @@ from kinema.pipeline_folder import default_checkpoint
 from kinema.toyworld.dataset import render_dataset
 from kinema.toyworld.scene import WorldConfig
 from kinema.train.distill import DistillRecipe
-from kinema.train.dit import train_dit
+from kinema.train.dit import dit_architecture, train_dit
 from kinema.train.dit_recipe import Bucket, DiTRecipe, check_bucket
 from kinema.train.latent_cache import LatentCache, data_cache_key, prompt_cache_key
 from kinema.train.vae import VAERecipe, VAEStage, train_vae
@@ -148,7 +148,7 @@ def test_every_shipped_recipe_loads_and_its_buckets_fit_its_models():
             recipe = load_yaml(kinds[kind], path)
             checked += 1
             if isinstance(recipe, DiTRecipe):
-                recipe.check_buckets(vaes[path.parent.name], dit_config(recipe.model))
+                recipe.check_buckets(vaes[path.parent.name], dit_architecture(recipe))
             elif isinstance(recipe, DistillRecipe):
                 check_bucket(recipe.bucket, vaes[path.parent.name], dit_config("toy"))
     assert checked >= 4

@@ -13,6 +13,7 @@ of a run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from kinema.caption.schema import PromptDropout
 from kinema.data.buckets import bucket_name
@@ -106,7 +107,8 @@ class DiTRecipe(RunRecipe):
     # How often each caption field is left out of the variants. Short prompts matter: a word among 40
     # tokens is learned several times more slowly than among 9 (benchmarks/RESULTS.md, "What makes the motion words learnable").
     prompt_dropout: PromptDropout = field(default_factory=PromptDropout)
-    prompt_wording: str = "template"  # variants after the first: "template", or "varied" (random train wordings, kinema.caption.wording)
+    # Variants after the first: the template, or random train wordings (kinema.caption.wording).
+    prompt_wording: Literal["template", "varied"] = "template"
     max_clips: int | None = None
     gradient_checkpointing: bool = False
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
