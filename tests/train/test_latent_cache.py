@@ -10,7 +10,7 @@ import random
 import pytest
 
 from kinema.caption.schema import PromptDropout
-from kinema.config import from_dict
+from kinema.config import ConfigError, from_dict
 from kinema.toyworld.captions import scene_caption, scene_prompt
 from kinema.toyworld.scene import WorldConfig, sample_scenes
 from kinema.train.dit_recipe import DiTRecipe
@@ -34,8 +34,8 @@ def test_the_prompt_key_changes_with_the_wording_and_not_for_the_template():
 
 
 def test_an_unknown_prompt_wording_is_refused_in_one_sentence():
-    with pytest.raises(ValueError, match="prompt_wording must be one of template, varied, got 'held-out'"):
-        recipe_wording(recipe(prompt_wording="held-out"))
+    with pytest.raises(ConfigError, match=r"prompt_wording must be one of \['template', 'varied'\], got 'held-out'"):
+        recipe(prompt_wording="held-out")  # held-out wordings are for evaluation only
     assert recipe_wording(recipe(prompt_wording="varied")) == "train"
 
 

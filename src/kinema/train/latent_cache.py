@@ -177,9 +177,7 @@ def prompt_variants(
 
 
 def recipe_wording(recipe: DiTRecipe) -> WordingSet:
-    """The wording set of the recipe's `prompt_wording` ("template" or "varied")."""
-    if recipe.prompt_wording not in PROMPT_WORDINGS:
-        raise ValueError(f"prompt_wording must be one of {', '.join(PROMPT_WORDINGS)}, got {recipe.prompt_wording!r}")
+    """The wording set of the recipe's `prompt_wording` ("template" or "varied", checked when the recipe is read)."""
     return PROMPT_WORDINGS[recipe.prompt_wording]
 
 
