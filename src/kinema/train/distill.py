@@ -30,8 +30,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from kinema.config import load_yaml
-from kinema.fsutil import save_safetensors
 from kinema.flow import TimeSampler, euler, noisy_inputs, sigma_schedule
+from kinema.fsutil import save_safetensors
 from kinema.models.checkpoints import load_dit, load_vae
 from kinema.models.dit import DiT
 from kinema.models.text import TextEmbedding
@@ -41,7 +41,7 @@ from kinema.pipeline_folder import PipelineSpec, read_pipeline_spec, save_pipeli
 from kinema.train.checkpoint import EMA, ExtraState, step_generator
 from kinema.train.dit_recipe import Bucket, check_bucket
 from kinema.train.latent_cache import LatentCache
-from kinema.train.loop import RunRecipe, run, start_run
+from kinema.train.loop import RunRecipe, begin_step, optimizer_step, run, start_run
 
 
 @dataclass(frozen=True)
@@ -219,16 +219,11 @@ class Distiller:
     def step(self, step: int) -> dict[str, float]:
         r = self.recipe
         g = step_generator(r.seed, step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = r.lr_at(step)
-        self.optimizer.zero_grad(set_to_none=True)
+        begin_step(self, r.lr_at(step))
         loss = self.guidance_loss(g) if r.guidance is not None else self.trajectory_loss(g)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), r.grad_clip)
-        self.optimizer.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        return {"loss": loss.item(), "grad_norm": grad_norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+        grad_norm = optimizer_step(self, self.model.parameters(), r.grad_clip)
+        return {"loss": loss.item(), "grad_norm": grad_norm, "lr": self.optimizer.param_groups[0]["lr"]}
 
     def export(self, run_dir: Path) -> Path:
         """The student's pipeline folder: EMA weights, the teacher's VAE and text encoder, the recipe's

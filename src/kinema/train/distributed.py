@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from kinema.distributed import Job, join_torchrun
 from kinema.models.dit import DiT
 from kinema.models.parallel import enable_sequence_parallel
+from kinema.models.text import TextEmbedding
 from kinema.train.checkpoint import EMA, ExtraState, load_checkpoint, load_extra_state, save_checkpoint, save_extra_state
 
 DCP_DIR = "dcp"  # the torch.distributed.checkpoint folder inside a step folder
@@ -135,6 +136,11 @@ class Parallel(Job):
         k = b // d
         return [t[self.data_rank * k : (self.data_rank + 1) * k].to(self.device) for t in tensors]
 
+    def shard_text(self, text: TextEmbedding) -> TextEmbedding:
+        """This rank's data-parallel share of B prompts, on its device (as `shard_batch`)."""
+        states, mask, pooled = self.shard_batch(text.states, text.mask, text.pooled)
+        return TextEmbedding(states, mask, pooled)
+
     def mean(self, value: float) -> float:
         """The mean of a per-rank number over all ranks (e.g. a loss: equal within a sequence-parallel group)."""
         if not self.distributed:
@@ -142,13 +148,6 @@ class Parallel(Job):
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return t.item() / self.world_size
-
-    def clip_grad_norm(self, parameters: Iterable[Tensor], max_norm: float) -> float:
-        """Clip gradients to a total norm of `max_norm`; returns the norm before clipping (all ranks agree)."""
-        norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-        if hasattr(norm, "full_tensor"):  # FSDP: a DTensor computed from every rank's shards
-            norm = norm.full_tensor()
-        return norm.item()
 
     def full_model(self, model: DiT) -> DiT | None:
         """The whole model on rank 0 (FSDP's shards gathered into a plain DiT); None on the other ranks."""
@@ -165,6 +164,14 @@ class Parallel(Job):
             plain = DiT(model.cfg)
         plain.load_state_dict(state, assign=True)
         return plain
+
+
+def clip_grad_norm(parameters: Iterable[Tensor], max_norm: float) -> float:
+    """Clip gradients to a total norm of `max_norm`; returns the norm before clipping (all ranks agree)."""
+    norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    if hasattr(norm, "full_tensor"):  # FSDP: a DTensor computed from every rank's shards
+        norm = norm.full_tensor()
+    return norm.item()
 
 
 def init_parallel(config: ParallelConfig, timeout_s: float = 1800.0) -> Parallel:

@@ -40,7 +40,7 @@ from kinema.train.checkpoint import EMA, ExtraState, latest_checkpoint, step_gen
 from kinema.train.distributed import Parallel, init_parallel
 from kinema.train.dit_recipe import Bucket, DiTRecipe
 from kinema.train.latent_cache import LatentCache, ensure_latent_cache
-from kinema.train.loop import run, start_run
+from kinema.train.loop import begin_step, optimizer_step, run, start_run
 
 
 def _differences(ours: object, theirs: object) -> str:
@@ -178,10 +178,10 @@ class DiTTrainer:
         t = self.recipe.time.sample(bucket.batch_size, g)
         x_t, noise = noisy_inputs(latents, t, g)
         # Every rank drew the whole batch (same generator, same numbers); it trains on its share.
-        x_t, t, latents, noise, *text = self.parallel.shard_batch(
-            x_t, t, latents, noise, text.states, text.mask, text.pooled)
+        x_t, t, latents, noise = self.parallel.shard_batch(x_t, t, latents, noise)
+        text = self.parallel.shard_text(text)
         guidance = None if self.recipe.guidance is None else torch.full_like(t, self.recipe.guidance)
-        velocity = dit_velocity(self.net, x_t, t, TextEmbedding(*text), guidance)
+        velocity = dit_velocity(self.net, x_t, t, text, guidance)
         return flow_matching_loss(velocity, latents, noise)
 
     def step(self, step: int) -> dict[str, float]:
@@ -190,19 +190,14 @@ class DiTTrainer:
         g = step_generator(self.recipe.seed, step)
         weights = torch.tensor([b.weight for b in stage.buckets])
         first = int(torch.multinomial(weights, 1, generator=g))
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.recipe.lr_at(step)
-        self.optimizer.zero_grad(set_to_none=True)
+        begin_step(self, self.recipe.lr_at(step))
         total = 0.0
         for k in range(stage.grad_accum):
             bucket = stage.buckets[(first + k) % len(stage.buckets)]  # cycle: every global batch mixes buckets
             loss = self.micro_batch_loss(bucket, g) / stage.grad_accum
             (loss * self.parallel.loss_scale).backward()
             total += loss.item()
-        grad_norm = self.parallel.clip_grad_norm(self.model.parameters(), self.recipe.grad_clip)
-        self.optimizer.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
+        grad_norm = optimizer_step(self, self.model.parameters(), self.recipe.grad_clip)
         return {"loss": self.parallel.mean(total), "grad_norm": grad_norm, "lr": self.optimizer.param_groups[0]["lr"]}
 
     def export(self, run_dir: Path) -> Path:

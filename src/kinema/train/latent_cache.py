@@ -33,12 +33,12 @@ from tqdm import tqdm
 from kinema.caption.schema import Caption, PromptDropout, caption_to_prompt
 from kinema.caption.wording import WordingSet
 from kinema.data.manifest import manifest_file
-from kinema.models.text import TextEmbedding, TextEncoder, build_text_encoder
 from kinema.fsutil import save_safetensors
+from kinema.models.text import TextEmbedding, TextEncoder, build_text_encoder
 from kinema.pixels import to_model_range
 from kinema.train.data import Clip, load_captions, load_clips
-from kinema.train.dit_recipe import Bucket, DiTRecipe
 from kinema.train.distributed import Parallel
+from kinema.train.dit_recipe import Bucket, DiTRecipe
 
 
 @dataclass

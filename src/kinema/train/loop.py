@@ -5,11 +5,12 @@
     output = run(trainer, recipe, run_dir, resume=True)
 
 The three trainers (kinema.train.dit, .distill, .vae) each say what one step is and what the export
-writes; `run` is everything else, written once: resuming from the newest checkpoint, the loop, logging,
-checkpoints every `checkpoint_every` steps and at the end (distributed-aware, kinema.train.distributed),
-stopping early at `max_steps` (checkpointed, not exported), and closing the logs. Every random draw of a
-step comes from `step_generator(seed, step)` (kinema.train.checkpoint), so a resumed run continues with
-exactly the losses of an uninterrupted one.
+writes, bracketing a step's backward passes with `begin_step` (learning rate, cleared gradients) and
+`optimizer_step` (clip, step, EMA). `run` is everything else, written once: resuming from the newest
+checkpoint, the loop, logging, checkpoints every `checkpoint_every` steps and at the end
+(distributed-aware, kinema.train.distributed), stopping early at `max_steps` (checkpointed, not
+exported), and closing the logs. Every random draw of a step comes from `step_generator(seed, step)`
+(kinema.train.checkpoint), so a resumed run continues with exactly the losses of an uninterrupted one.
 
 Recipes share `RunRecipe` (run folder, seed, learning-rate schedule, logging and checkpoint cadence);
 stages, where a recipe has them, are scheduled by `stage_at`.
@@ -20,17 +21,17 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from kinema.train.checkpoint import EMA, ExtraState, latest_checkpoint
-from kinema.train.distributed import Parallel, load_training_checkpoint, save_training_checkpoint
+from kinema.train.distributed import Parallel, clip_grad_norm, load_training_checkpoint, save_training_checkpoint
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +105,23 @@ class Trainer(Protocol):
     def export(self, run_dir: Path) -> Path:
         """Write the trained model for use (after the last step); where it went."""
         ...
+
+
+def begin_step(trainer: Trainer, lr: float) -> None:
+    """Before a step's backward passes: every parameter group at learning rate `lr`, the gradients cleared."""
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = lr
+    trainer.optimizer.zero_grad(set_to_none=True)
+
+
+def optimizer_step(trainer: Trainer, parameters: Iterable[Tensor], max_norm: float) -> float:
+    """After a step's backward passes: clip the gradients of `parameters` to a total norm of `max_norm`,
+    step the optimizer and update the EMA. Returns the norm before clipping (all ranks agree)."""
+    grad_norm = clip_grad_norm(parameters, max_norm)
+    trainer.optimizer.step()
+    if trainer.ema is not None:
+        trainer.ema.update(trainer.model)
+    return grad_norm
 
 
 def set_threads(threads: int | None) -> None:

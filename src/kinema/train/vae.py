@@ -20,14 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kinema.config import load_yaml
 from kinema.models.checkpoints import load_vae, save_model
 from kinema.models.vae import CausalVAE, build_vae
-from kinema.config import load_yaml
-from kinema.train.checkpoint import EMA, ExtraState, step_generator
 from kinema.pixels import to_model_range
+from kinema.train.checkpoint import EMA, ExtraState, step_generator
 from kinema.train.data import Clip, load_clips, sample_windows
-from kinema.train.loop import RunRecipe, run, stage_at, start_run
-
+from kinema.train.loop import RunRecipe, begin_step, optimizer_step, run, stage_at, start_run
 
 RECONSTRUCTION_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
@@ -183,22 +182,17 @@ class VAETrainer:
         if adversarial:
             adv = -self.discriminator(out.reconstruction).mean()  # hinge generator loss
             loss = loss + r.adversarial_weight * adv
-        for group in self.optimizer.param_groups:
-            group["lr"] = r.lr_at(step)
-        self.optimizer.zero_grad(set_to_none=True)
+        begin_step(self, r.lr_at(step))
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.trained, 1.0)
-        self.optimizer.step()
+        grad_norm = optimizer_step(self, self.trained, 1.0)
         if adversarial:
             real, fake = self.discriminator(video), self.discriminator(out.reconstruction.detach())
             d_loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()  # hinge discriminator loss
             self.disc_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             self.disc_optimizer.step()
-        if self.ema is not None:
-            self.ema.update(vae)
         scalars = {"loss": loss.item(), r.reconstruction_loss: rec.item(), "kl": kl.item(), "adv": adv.item(),
-                   "grad_norm": grad_norm.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+                   "grad_norm": grad_norm, "lr": self.optimizer.param_groups[0]["lr"]}
         if self.held_out is not None and (step + 1) % r.eval_every == 0:
             vae.eval()
             scalars["eval_psnr"] = reconstruction_psnr(vae, self.held_out)
