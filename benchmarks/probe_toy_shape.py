@@ -10,25 +10,28 @@ shipped VAE: batch 64, AdamW, linear warm-up, logit-normal t shifted ×3, 10% em
 CFG 4) and kinema's judge scores color and shape. One line per evaluation goes to stdout and, with
 `--results`, to benchmarks/RESULTS.md's table format.
 
-Prompts: `short` is "a red square"; `world` is the toy world's full prompt (caption_to_prompt of the
-scene's caption).
+Prompts: `short` is "a red square"; `world` is the toy world's full prompt of a still (caption_to_prompt
+of the scene's caption); `video` trains on the first frame of clips with their clips' description and
+camera phrase, which is what the DiT trainer's image buckets see.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import random
 import time
 
 import numpy as np
 import torch
 
 import kinema.toyworld.render as render
-from kinema.caption.schema import caption_to_prompt
+from kinema.caption.schema import PromptDropout, caption_to_prompt
 from kinema.flow import TimeSampler, classifier_free_guidance, euler, flow_matching_loss, interpolate, sigma_schedule
 from kinema.models.checkpoints import load_vae
 from kinema.models.sizes import build_dit
 from kinema.models.text import build_text_encoder
+from kinema.pipeline_folder import default_checkpoint
 from kinema.toyworld.captions import scene_caption
 from kinema.toyworld.judge import judge
 from kinema.toyworld.scene import TINTS, WorldConfig, sample_scenes
@@ -36,7 +39,14 @@ from kinema.toyworld.scene import TINTS, WorldConfig, sample_scenes
 
 def prompt_of(scene, style: str) -> str:
     o = scene.objects[0]
-    return caption_to_prompt(scene_caption(scene)) if style == "world" else f"a {o.color} {o.shape}"
+    if style == "short":
+        return f"a {o.color} {o.shape}"
+    if style == "video":  # what the DiT trainer gives an image bucket: its clip's description and camera
+        return caption_to_prompt(scene_caption(scene), TERSE, random.Random(0))
+    return caption_to_prompt(scene_caption(scene))
+
+
+TERSE = PromptDropout(dense=0.0, background=1.0, style=1.0, shot_type=1.0, lighting=1.0, atmosphere=1.0, camera_motion=0.0)
 
 
 def flat_backgrounds() -> None:
@@ -88,21 +98,23 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2400)
     ap.add_argument("--eval-every", type=int, default=800)
     ap.add_argument("-n", type=int, default=96, help="frames judged per evaluation")
-    ap.add_argument("--prompts", choices=["short", "world"], default="short")
+    ap.add_argument("--prompts", choices=["short", "world", "video"], default="short",
+                    help="short: 'a red square'; world: a still's full prompt; video: the first frame of a clip with "
+                    "its clip's description and camera ('a red square moves up. the camera pans left.')")
     ap.add_argument("--backgrounds", choices=["textured", "plain"], default="textured")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--clips", type=int, default=4000)
-    ap.add_argument("--vae", default="checkpoints/toy/vae")
+    ap.add_argument("--vae", default=str(default_checkpoint() / "vae"))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.backgrounds == "plain":
         flat_backgrounds()
 
-    world = WorldConfig(frames=1, multi_object_fraction=0.0)
+    world = WorldConfig(frames=17 if args.prompts == "video" else 1, multi_object_fraction=0.0)
     scenes = sample_scenes(args.clips, world, seed=5, split="train")
-    frames = render.render_batch(scenes)  # (N, 1, 64, 64, 3)
+    frames = np.concatenate([render.render_batch(scenes[i : i + 500])[:, :1] for i in range(0, args.clips, 500)])  # (N, 1, 64, 64, 3)
     vae = load_vae(args.vae).eval()
     with torch.no_grad():
         latents = torch.cat([
