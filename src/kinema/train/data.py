@@ -1,6 +1,7 @@
 """What the trainers read from a data set: decoded clips and captions from its manifest, random windows
-of them (the VAE trainer). The DiT trains on latents cached from these clips (kinema.train.latent_cache);
-both convert pixels to the models' range with kinema.pixels.
+of them (the VAE trainer). The DiT trains on latents cached from these clips (kinema.train.latent_cache)
+and also reads the image rows, as 1-frame clips (the VAE trainer's windows need videos); both convert
+pixels to the models' range with kinema.pixels.
 
 Shape legend: N clips, T frames, H height, W width.
 """
@@ -31,19 +32,30 @@ class Clip:
     caption: str
 
 
-def _usable_rows(dataset: str | os.PathLike, limit: int | None, min_stage: int) -> pd.DataFrame:
+# Which manifest rows a trainer reads: "video" rows, or with images also "image" rows (1-frame clips).
+Kinds = tuple[str, ...]
+VIDEOS: Kinds = ("video",)
+VIDEOS_AND_IMAGES: Kinds = ("video", "image")
+
+
+def _usable_rows(dataset: str | os.PathLike, limit: int | None, min_stage: int, kinds: Kinds) -> pd.DataFrame:
+    """The rows of `kinds` with no error and stage ≥ min_stage, in manifest order, at most `limit`."""
     df = read_manifest(dataset)
-    df = df[(df["error"] == "") & (df["kind"] == "video") & (df["stage"] >= min_stage)]
+    df = df[(df["error"] == "") & df["kind"].isin(kinds) & (df["stage"] >= min_stage)]
     if limit is not None:
         df = df.head(limit)
     if df.empty:
-        raise ValueError(f"dataset {dataset} has no usable video rows (stage ≥ {min_stage}, no error)")
+        rows = " or ".join(kinds)
+        raise ValueError(f"dataset {dataset} has no usable {rows} rows (stage ≥ {min_stage}, no error)")
     return df
 
 
-def load_clips(dataset: str | os.PathLike, limit: int | None = None, min_stage: int = 0) -> list[Clip]:
-    """Decode the usable video rows of a dataset (no error, stage ≥ min_stage) into memory."""
-    df = _usable_rows(dataset, limit, min_stage)
+def load_clips(
+    dataset: str | os.PathLike, limit: int | None = None, min_stage: int = 0, kinds: Kinds = VIDEOS
+) -> list[Clip]:
+    """Decode the usable rows of `kinds` of a dataset (no error, stage ≥ min_stage) into memory, in
+    manifest order; an image row becomes a clip of one frame."""
+    df = _usable_rows(dataset, limit, min_stage, kinds)
     clips = []
     for row in tqdm(df.itertuples(), total=len(df), desc="decode clips", unit="clip", leave=False):
         start = None if np.isnan(row.start) else row.start
@@ -52,9 +64,11 @@ def load_clips(dataset: str | os.PathLike, limit: int | None = None, min_stage: 
     return clips
 
 
-def load_captions(dataset: str | os.PathLike, limit: int | None = None, min_stage: int = 0) -> list[str]:
+def load_captions(
+    dataset: str | os.PathLike, limit: int | None = None, min_stage: int = 0, kinds: Kinds = VIDEOS
+) -> list[str]:
     """The caption JSON of the rows `load_clips` decodes, in the same order, without decoding video."""
-    return list(_usable_rows(dataset, limit, min_stage)["caption"])
+    return list(_usable_rows(dataset, limit, min_stage, kinds)["caption"])
 
 
 def sample_windows(
