@@ -164,17 +164,17 @@ class DiTTrainer:
         self.ema = EMA(self.model, recipe.ema_decay) if recipe.ema_decay else None
         self.extra: ExtraState = {}
 
-    def text(self, idx: Tensor, g: torch.Generator) -> TextEmbedding:
-        """A random cached prompt variant per sample; the empty prompt with probability text_dropout (for CFG)."""
-        variant = torch.randint(self.cache.prompts.variants, (len(idx),), generator=g)
-        drop = torch.rand(len(idx), generator=g) < self.recipe.text_dropout  # (B,)
-        return self.cache.prompts.text(idx, variant, empty=drop)
+    def text(self, rows: Tensor, g: torch.Generator) -> TextEmbedding:
+        """A random cached prompt variant of each row (B,); the empty prompt with probability text_dropout (for CFG)."""
+        variant = torch.randint(self.cache.prompts.variants, (len(rows),), generator=g)
+        drop = torch.rand(len(rows), generator=g) < self.recipe.text_dropout  # (B,)
+        return self.cache.prompts.text(rows, variant, empty=drop)
 
     def micro_batch_loss(self, bucket: Bucket, g: torch.Generator) -> Tensor:
         data = self.cache.buckets[bucket.name]
-        idx = torch.randint(len(data), (bucket.batch_size,), generator=g)
+        idx = torch.randint(len(data), (bucket.batch_size,), generator=g)  # latents of this bucket
         latents = data.sample(idx, g, self.scale)  # (B, C, T, H, W)
-        text = self.text(idx, g)
+        text = self.text(data.rows[idx], g)  # their rows' prompts (image rows sit only in image buckets)
         t = self.recipe.time.sample(bucket.batch_size, g)
         x_t, noise = noisy_inputs(latents, t, g)
         # Every rank drew the whole batch (same generator, same numbers); it trains on its share.
@@ -245,7 +245,7 @@ def train_dit(
         warning = check_init_latents(recipe, vae)
         if warning and parallel.is_main:
             print(warning, file=sys.stderr)
-    # The frozen VAE encodes every clip into every bucket once (latent caching, on rank 0).
+    # The frozen VAE encodes every row into every bucket it fits once (latent caching, on rank 0).
     cache = ensure_latent_cache(recipe, run_dir / "latents.safetensors", vae, parallel)
     trainer = DiTTrainer(recipe, cache, vae, parallel, start)
     return run(trainer, recipe, run_dir, resume=resume, max_steps=max_steps, parallel=parallel)

@@ -84,9 +84,12 @@ class DiTStage:
 class DiTRecipe(RunRecipe):
     """A DiT training run (with `RunRecipe`'s run folder, seed, schedule and cadence)."""
 
-    dataset: str
     vae: str
     stages: list[DiTStage]
+    # The data: one data set folder, or several joined in order (e.g. rendered clips and a folder of
+    # curated images). Video and image rows are both read; image rows fill only the image buckets.
+    dataset: str | None = None
+    datasets: list[str] = field(default_factory=list)
     # A named DiT size (kinema.models.sizes). None: "toy", or with `init` the checkpoint's architecture,
     # which a named size must equal.
     model: str | None = None
@@ -109,7 +112,7 @@ class DiTRecipe(RunRecipe):
     prompt_dropout: PromptDropout = field(default_factory=PromptDropout)
     # Variants after the first: the template, or random train wordings (kinema.caption.wording).
     prompt_wording: Literal["template", "varied"] = "template"
-    max_clips: int | None = None
+    max_clips: int | None = None  # at most this many rows of each data set (the first, in manifest order)
     gradient_checkpointing: bool = False
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
     # Embedded guidance fed while training a guidance-embedded model (e.g. fine-tuning the released
@@ -120,12 +123,19 @@ class DiTRecipe(RunRecipe):
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("a DiT recipe needs at least one stage")
+        if (self.dataset is None) == (not self.datasets):
+            raise ValueError("a DiT recipe needs exactly one of dataset: (a folder) and datasets: (a list of folders)")
         if self.model is not None and self.model not in DIT_SIZES:
             raise ValueError(f"model {self.model!r} is not a DiT size; choose one of {sorted(DIT_SIZES)}")
         if self.prompt_variants < 1:
             raise ValueError(f"prompt_variants must be at least 1, got {self.prompt_variants}")
         if not 0.0 <= self.text_dropout < 1.0:
             raise ValueError(f"text_dropout must be in [0, 1), got {self.text_dropout}")
+
+    @property
+    def data(self) -> list[str]:
+        """The data set folders the run reads, in order (`dataset`, or `datasets`)."""
+        return [self.dataset] if self.dataset is not None else list(self.datasets)
 
     @property
     def total_steps(self) -> int:

@@ -1,18 +1,25 @@
-"""The DiT's latent + prompt cache: every clip encoded once by the frozen VAE into every bucket of the
-recipe, and K prompt variants per clip encoded once by the text encoder.
+"""The DiT's latent + prompt cache: every row of the data (video clips and images) encoded once by the
+frozen VAE into every bucket of the recipe it fits, and K prompt variants per row encoded once by the
+text encoder.
 
     cache = ensure_latent_cache(recipe, run_dir / "latents.safetensors", vae, parallel)
-    x0 = cache.buckets["32x32x9"].sample(idx, generator, scale)      # (B, C, T, H, W) latents
-    text = cache.prompts.text(idx, variant)                          # a TextEmbedding, B prompts
+    bucket = cache.buckets["32x32x9"]
+    x0 = bucket.sample(idx, generator, scale)                        # (B, C, T, H, W) latents
+    text = cache.prompts.text(bucket.rows[idx], variant)             # a TextEmbedding, B prompts
 
-The cache is one safetensors file ("HxWxF/mean", "HxWxF/std" per bucket, "prompts/..."), stored with
-two keys that say what it was made from: `prompt_key` (text encoder, variants, seed, caption-field
-dropout, wording) and `data_key` (the data set's manifest, `max_clips` and the VAE's files, by content). A run
-reuses the cache when both fit, re-encodes only the text when only the prompt settings changed, and
-encodes everything again otherwise. Distillation reads the teacher run's cache as it is.
+A video row fits every bucket its length allows (its first frame fills the image buckets); an image
+row, a clip of one frame, fits only the image buckets (frames 1). So a bucket holds the latents of the
+rows that fit it, and `rows` says which row each one is: its prompts are that row's.
 
-Shape legend: N clips, K prompt variants, C latent channels, T/H/W latent frames/height/width, L text
-tokens, D token width, P pooled width.
+The cache is one safetensors file ("HxWxF/mean", "HxWxF/std", "HxWxF/rows" per bucket, "prompts/..."),
+stored with two keys that say what it was made from: `prompt_key` (text encoder, variants, seed,
+caption-field dropout, wording) and `data_key` (the data sets' manifests, `max_clips` and the VAE's
+files, by content). A run reuses the cache when both fit, re-encodes only the text when only the prompt
+settings changed, and encodes everything again otherwise. Distillation reads the teacher run's cache as
+it is. A cache written before image rows were read has no "rows": every row is in every bucket, in order.
+
+Shape legend: N rows (clips and images), N_b the rows that fit a bucket, K prompt variants, C latent
+channels, T/H/W latent frames/height/width, L text tokens, D token width, P pooled width.
 """
 
 from __future__ import annotations
@@ -32,35 +39,40 @@ from tqdm import tqdm
 
 from kinema.caption.schema import Caption, PromptDropout, caption_to_prompt
 from kinema.caption.wording import WordingSet
-from kinema.data.manifest import manifest_file
+from kinema.data.manifest import manifest_file, read_manifest
 from kinema.fsutil import save_safetensors
 from kinema.models.text import TextEmbedding, TextEncoder, build_text_encoder
 from kinema.pixels import to_model_range
-from kinema.train.data import Clip, load_captions, load_clips
+from kinema.train.data import VIDEOS_AND_IMAGES, Clip, load_captions, load_clips
 from kinema.train.distributed import Parallel
 from kinema.train.dit_recipe import Bucket, DiTRecipe
 
 
 @dataclass
 class LatentBucket:
-    """Cached VAE posteriors of every clip fitted to one aspect-ratio × frame-count bucket."""
+    """Cached VAE posteriors of the rows that fit one aspect-ratio × frame-count bucket, fitted to it."""
 
-    mean: Tensor  # (N, C, T, H, W) unscaled
-    std: Tensor  # (N, C, T, H, W)
+    mean: Tensor  # (N_b, C, T, H, W) unscaled
+    std: Tensor  # (N_b, C, T, H, W)
+    rows: Tensor | None = None  # (N_b,) long: the row (PromptCache index) of each latent; None: 0..N_b-1
+
+    def __post_init__(self) -> None:
+        if self.rows is None:  # every row, in order: a videos-only cache, or one written before image rows
+            self.rows = torch.arange(len(self.mean))
 
     def __len__(self) -> int:
         return len(self.mean)
 
     def sample(self, idx: Tensor, generator: torch.Generator, scale: float) -> Tensor:
-        """Latents of clips `idx` (B,) drawn from their posteriors, mean + std·ε, times the VAE's `scale`:
-        (B, C, T, H, W)."""
+        """Latents `idx` (B,) of this bucket (their rows: `rows[idx]`) drawn from their posteriors,
+        mean + std·ε, times the VAE's `scale`: (B, C, T, H, W)."""
         mean, std = self.mean[idx], self.std[idx]
         return (mean + std * torch.randn(mean.shape, generator=generator)) * scale
 
 
 @dataclass
 class PromptCache:
-    """K encoded prompt variants per clip (different caption fields dropped), and the empty prompt.
+    """K encoded prompt variants per row (different caption fields dropped), and the empty prompt.
 
     Encoding text costs about a third of a toy DiT step on a CPU, so it is done once, up front.
     """
@@ -73,9 +85,9 @@ class PromptCache:
     empty_pooled: Tensor  # (P,)
 
     @classmethod
-    def from_embedding(cls, emb: TextEmbedding, clips: int, variants: int) -> PromptCache:
-        """From `clips` × `variants` encoded prompts, clip by clip, followed by the empty prompt."""
-        n, k = clips, variants
+    def from_embedding(cls, emb: TextEmbedding, rows: int, variants: int) -> PromptCache:
+        """From `rows` × `variants` encoded prompts, row by row, followed by the empty prompt."""
+        n, k = rows, variants
         return cls(
             states=emb.states[:-1].reshape(n, k, *emb.states.shape[1:]),
             mask=emb.mask[:-1].reshape(n, k, -1),
@@ -89,7 +101,7 @@ class PromptCache:
         return self.states.shape[1]
 
     def text(self, idx: Tensor, variant: Tensor, empty: Tensor | None = None) -> TextEmbedding:
-        """Prompt `variant` (B,) of clips `idx` (B,); the empty prompt where `empty` (B,) bool is True."""
+        """Prompt `variant` (B,) of rows `idx` (B,); the empty prompt where `empty` (B,) bool is True."""
         states, mask, pooled = self.states[idx, variant], self.mask[idx, variant], self.pooled[idx, variant]
         if empty is not None:
             states = torch.where(empty[:, None, None], self.empty_states, states)  # (B, L, D)
@@ -104,7 +116,8 @@ class PromptCache:
 
 @dataclass
 class LatentCache:
-    """Everything a DiT step reads, precomputed: latents per bucket and text per clip, aligned by clip index."""
+    """Everything a DiT step reads, precomputed: latents per bucket and text per row; a bucket's `rows`
+    align the two."""
 
     buckets: dict[str, LatentBucket]
     prompts: PromptCache
@@ -112,7 +125,11 @@ class LatentCache:
     data_key: str = ""  # what the latents were made from (`data_cache_key`); "" = unknown
 
     def save(self, path: Path) -> None:
-        tensors = {f"{name}/{k}": getattr(b, k).contiguous() for name, b in self.buckets.items() for k in ("mean", "std")}
+        tensors = {
+            f"{name}/{k}": getattr(b, k).contiguous()
+            for name, b in self.buckets.items()
+            for k in ("mean", "std", "rows")
+        }
         tensors.update({f"prompts/{k}": v.contiguous() for k, v in vars(self.prompts).items()})
         save_safetensors(tensors, path, metadata={"prompt_key": self.prompt_key, "data_key": self.data_key})
 
@@ -124,7 +141,8 @@ class LatentCache:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
             keys = f.metadata() or {}
         names = sorted({k.split("/")[0] for k in tensors if not k.startswith("prompts/")})
-        buckets = {n: LatentBucket(tensors[f"{n}/mean"], tensors[f"{n}/std"]) for n in names}
+        # No "rows" (a cache written before image rows were read): every row, in order.
+        buckets = {n: LatentBucket(tensors[f"{n}/mean"], tensors[f"{n}/std"], tensors.get(f"{n}/rows")) for n in names}
         prompts = PromptCache(**{k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("prompts/")})
         return cls(buckets, prompts, keys.get("prompt_key", ""), keys.get("data_key", ""))
 
@@ -150,15 +168,34 @@ def fit_to_bucket(video: np.ndarray, bucket: Bucket) -> np.ndarray:
     return out
 
 
+def rows_fitting(clips: list[Clip], bucket: Bucket) -> list[int]:
+    """The rows long enough for `bucket`: every row for an image bucket, the videos of ≥ `frames` frames
+    for a video bucket (an image row is one frame).
+
+    Raises:
+        ValueError: naming the bucket, when no row fits it.
+    """
+    rows = [i for i, c in enumerate(clips) if len(c.video) >= bucket.frames]
+    if not rows:
+        longest = max(len(c.video) for c in clips)
+        raise ValueError(
+            f"bucket {bucket.name}: no row of the data fits it (it needs clips of at least {bucket.frames} frames; "
+            f"the longest has {longest}); remove the bucket or add longer videos"
+        )
+    return rows
+
+
 @torch.no_grad()
-def encode_bucket(vae: torch.nn.Module, videos: np.ndarray, name: str, batch: int = 16) -> LatentBucket:
-    """Encode (N, T, H, W, 3) uint8 videos with the VAE into posterior moments."""
+def encode_bucket(
+    vae: torch.nn.Module, videos: np.ndarray, rows: list[int], name: str, batch: int = 16
+) -> LatentBucket:
+    """Encode (N_b, T, H, W, 3) uint8 videos, those of `rows`, with the VAE into posterior moments."""
     means, stds = [], []
     for i in tqdm(range(0, len(videos), batch), desc=f"encode {name}", unit="batch", leave=False):
         posterior = vae.encode(to_model_range(videos[i : i + batch]))
         means.append(posterior.mean)
         stds.append(torch.exp(0.5 * posterior.logvar))
-    return LatentBucket(torch.cat(means), torch.cat(stds))
+    return LatentBucket(torch.cat(means), torch.cat(stds), torch.tensor(rows, dtype=torch.long))
 
 
 # The recipe's `prompt_wording` -> the wording set the variants after the first are drawn from.
@@ -199,14 +236,18 @@ def prompt_cache_key(recipe: DiTRecipe) -> str:
 
 
 def data_cache_key(recipe: DiTRecipe) -> str | None:
-    """What a cache's latents depend on: the data set's manifest, `max_clips` and the VAE's files, by
-    content. None when the data set is not there (a cache made elsewhere is then taken as it is)."""
-    manifest = manifest_file(recipe.dataset)
-    if not manifest.is_file():
+    """What a cache's latents depend on: the data sets' manifests, `max_clips` and the VAE's files, by
+    content. None when a data set is not there (a cache made elsewhere is then taken as it is)."""
+    manifests = [manifest_file(d) for d in recipe.data]
+    if not all(m.is_file() for m in manifests):
         return None
     vae = Path(recipe.vae)
     digest = hashlib.sha256(str(recipe.max_clips).encode())
-    for file in [manifest, *sorted(f for f in (vae.rglob("*") if vae.is_dir() else [vae]) if f.is_file())]:
+    if any((read_manifest(m)["kind"] == "image").any() for m in manifests):
+        # Caches made before image rows were read hold the videos only: with image rows the key differs.
+        # (Without them it is the key it always was, so those caches stay valid.)
+        digest.update(b"image rows")
+    for file in [*manifests, *sorted(f for f in (vae.rglob("*") if vae.is_dir() else [vae]) if f.is_file())]:
         with open(file, "rb") as f:
             digest.update(hashlib.file_digest(f, "sha256").digest())
     return digest.hexdigest()
@@ -223,14 +264,29 @@ def build_prompt_cache(recipe: DiTRecipe, captions: list[str]) -> PromptCache:
     return PromptCache.from_embedding(emb, len(captions), k)
 
 
+def load_rows(recipe: DiTRecipe) -> list[Clip]:
+    """The rows the DiT trains on: video and image rows of each data set (at most `max_clips` each), in order."""
+    return [c for d in recipe.data for c in load_clips(d, limit=recipe.max_clips, kinds=VIDEOS_AND_IMAGES)]
+
+
+def load_row_captions(recipe: DiTRecipe) -> list[str]:
+    """The captions of `load_rows`, in the same order, without decoding any media."""
+    return [c for d in recipe.data for c in load_captions(d, limit=recipe.max_clips, kinds=VIDEOS_AND_IMAGES)]
+
+
 @torch.no_grad()
 def build_latent_cache(recipe: DiTRecipe, clips: list[Clip], vae: torch.nn.Module, data_key: str = "") -> LatentCache:
-    """Encode every clip into every bucket the recipe uses, and K prompt variants per clip.
+    """Encode every row (clip or image) into every bucket of the recipe it fits, and K prompt variants per row.
 
-    `data_key`: what the clips and VAE are (`data_cache_key`), stored with the cache."""
+    `data_key`: what the clips and VAE are (`data_cache_key`), stored with the cache.
+
+    Raises:
+        ValueError: a bucket no row fits (before anything is encoded).
+    """
+    fitting = {name: rows_fitting(clips, b) for name, b in recipe.buckets.items()}
     latents = {
-        name: encode_bucket(vae, np.stack([fit_to_bucket(c.video, b) for c in clips]), name)
-        for name, b in recipe.buckets.items()
+        name: encode_bucket(vae, np.stack([fit_to_bucket(clips[i].video, b) for i in rows]), rows, name)
+        for (name, b), rows in zip(recipe.buckets.items(), fitting.values(), strict=True)
     }
     prompts = build_prompt_cache(recipe, [c.caption for c in clips])
     return LatentCache(latents, prompts, prompt_cache_key(recipe), data_key)
@@ -252,10 +308,10 @@ def ensure_latent_cache(recipe: DiTRecipe, path: Path, vae: torch.nn.Module, par
     if cache is not None and not latents_fit(cache):
         cache = None
     if parallel.is_main and cache is None:
-        cache = build_latent_cache(recipe, load_clips(recipe.dataset, limit=recipe.max_clips), vae, data_key or "")
+        cache = build_latent_cache(recipe, load_rows(recipe), vae, data_key or "")
         cache.save(path)
     elif parallel.is_main and not fits(cache):  # only the prompt settings changed: the text alone
-        cache.prompts = build_prompt_cache(recipe, load_captions(recipe.dataset, limit=recipe.max_clips))
+        cache.prompts = build_prompt_cache(recipe, load_row_captions(recipe))
         cache.prompt_key = prompt_key
         cache.save(path)
     parallel.barrier()
