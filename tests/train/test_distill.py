@@ -14,7 +14,7 @@ from kinema.models.velocity import guided_velocity
 from kinema.options import SamplingDefaults
 from kinema.pipeline import Pipeline
 from kinema.pipeline_folder import PipelineSpec, save_pipeline
-from kinema.train.distill import DistillRecipe, build_student, distill, teacher_trajectories
+from kinema.train.distill import Distiller, DistillRecipe, build_student, distill, teacher_trajectories
 from kinema.train.latent_cache import LatentBucket, LatentCache, PromptCache
 
 LATENT = (4, 2, 4, 4)  # (C, T, H, W): 32×32×5 video through a 4×-spatial tiny VAE
@@ -131,3 +131,27 @@ def test_recipes_need_exactly_one_method_and_a_consistent_student(teacher, tmp_p
         build_student(recipe(teacher, tmp_path, sampling={"steps": 4}), teacher / "teacher")
     with pytest.raises(FileNotFoundError, match="latents.safetensors"):
         distill(recipe(teacher, tmp_path / "r", cache=str(tmp_path / "latents.safetensors")))
+
+
+def test_distillation_takes_the_prompts_of_the_rows_in_its_bucket(teacher, tmp_path):
+    """A bucket that holds some rows only (a video bucket of a data set with image rows): the latents'
+    prompts are their rows', and trajectories are drawn for those rows' prompts only."""
+    full = LatentCache.load(teacher / "latents.safetensors")
+    bucket = full.buckets["32x32x5"]
+    rows = torch.tensor([5, 4, 3])  # none of them 0-2, the indices within the bucket
+    LatentCache({"32x32x5": LatentBucket(bucket.mean[:3], bucket.std[:3], rows)}, full.prompts).save(
+        tmp_path / "latents.safetensors")
+    r = recipe(teacher, tmp_path / "g", cache=str(tmp_path / "latents.safetensors"))
+    distiller = Distiller(r)
+    asked = []
+    text = distiller.cache.prompts.text
+    distiller.cache.prompts.text = lambda idx, variant, empty=None: asked.append(idx) or text(idx, variant, empty)
+    assert torch.isfinite(distiller.guidance_loss(torch.Generator().manual_seed(0)))
+    assert set(asked[0].tolist()) <= {5, 4, 3}
+
+    spec = {"steps": 2, "shift": 3.0, "substeps": 1, "trajectories": 8, "cfg_scale": 2.0, "chunk": 4}
+    r = recipe(teacher, tmp_path / "s", cache=str(tmp_path / "latents.safetensors"), guidance=None, trajectory=spec,
+               sampling={"steps": 2, "shift": 3.0, "frames": 5, "height": 32, "width": 32})
+    model, cache = load_dit(teacher / "teacher" / "dit").eval(), LatentCache.load(tmp_path / "latents.safetensors")
+    traj = teacher_trajectories(r, model, cache)
+    assert set(traj["idx"].tolist()) <= {5, 4, 3} and len(set(traj["idx"].tolist())) > 1

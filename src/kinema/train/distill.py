@@ -125,7 +125,8 @@ def build_student(recipe: DistillRecipe, teacher_dir: Path) -> DiT:
 
 @torch.no_grad()
 def teacher_trajectories(recipe: DistillRecipe, teacher: DiT, cache: LatentCache) -> dict[str, Tensor]:
-    """Teacher ODE solutions at the student schedule's points: states (N, n+1, C, T, H, W), idx and variant (N,).
+    """Teacher ODE solutions at the student schedule's points: states (N, n+1, C, T, H, W), the prompt rows
+    idx (N,) (rows of the distillation bucket) and variant (N,).
 
     Written in chunks (`run_dir/trajectories/chunk-XXXXX.safetensors`, atomically); existing chunks are kept.
     """
@@ -133,15 +134,18 @@ def teacher_trajectories(recipe: DistillRecipe, teacher: DiT, cache: LatentCache
     folder = Path(recipe.run_dir) / "trajectories"
     folder.mkdir(parents=True, exist_ok=True)
     sigmas = sigma_schedule(spec.steps, spec.shift)
-    shape = cache.buckets[recipe.bucket.name].mean.shape[1:]  # (C, T, H, W)
-    n_prompts, n_variants = len(cache.prompts.states), cache.prompts.variants
+    bucket = cache.buckets[recipe.bucket.name]
+    shape = bucket.mean.shape[1:]  # (C, T, H, W)
+    # The prompts of the rows in the bucket: a video bucket's trajectories are not drawn for image captions.
+    rows, n_variants = bucket.rows, cache.prompts.variants
     chunks = []
     for c in tqdm(range(-(-spec.trajectories // spec.chunk)), desc="teacher trajectories", unit="chunk"):
         path = folder / f"chunk-{c:05d}.safetensors"
         if not path.is_file():
             b = min(spec.chunk, spec.trajectories - c * spec.chunk)
             g = step_generator(recipe.seed, c, stream=2)
-            idx, variant = torch.randint(n_prompts, (b,), generator=g), torch.randint(n_variants, (b,), generator=g)
+            idx = rows[torch.randint(len(rows), (b,), generator=g)]  # (b,) prompt rows
+            variant = torch.randint(n_variants, (b,), generator=g)
             cond, uncond = cache.prompts.text(idx, variant), cache.prompts.empty(b)
             w = torch.full((b,), spec.cfg_scale)
 
@@ -194,13 +198,13 @@ class Distiller:
 
     def guidance_loss(self, g: torch.Generator) -> Tensor:
         spec, data, b = self.recipe.guidance, self.cache.buckets[self.recipe.bucket.name], self.recipe.bucket.batch_size
-        idx = torch.randint(len(data), (b,), generator=g)
+        idx = torch.randint(len(data), (b,), generator=g)  # latents of the bucket; their prompts: rows[idx]'s
         variant = torch.randint(self.cache.prompts.variants, (b,), generator=g)
         x0 = data.sample(idx, g, self.scale)  # (B, C, T, H, W)
         t = TimeSampler("uniform", shift=spec.shift).sample(b, g)
         x_t, _ = noisy_inputs(x0, t, g)
         w = spec.low + (spec.high - spec.low) * torch.rand(b, generator=g)
-        cond, uncond = self.cache.prompts.text(idx, variant), self.cache.prompts.empty(b)
+        cond, uncond = self.cache.prompts.text(data.rows[idx], variant), self.cache.prompts.empty(b)
         with torch.no_grad():
             target = guided_velocity(self.teacher, x_t, t, cond, uncond, w)
         return F.mse_loss(self.student_velocity(x_t, t, cond, w), target)
