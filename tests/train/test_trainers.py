@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -179,3 +180,17 @@ def test_bad_recipes_name_the_problem(tmp_path):
         load_yaml(DiTRecipe, bad)
     with pytest.raises(FileNotFoundError):
         load_yaml(DiTRecipe, tmp_path / "missing.yaml")
+
+
+def test_the_vae_is_evaluated_on_every_held_out_clip_once():
+    from kinema.pixels import to_model_range
+    from kinema.train.data import Clip
+    from kinema.train.vae import held_out_video
+
+    rng = np.random.default_rng(0)
+    clips = [Clip(str(i), rng.integers(0, 256, (11 + 4 * i, 20, 24, 3), dtype=np.uint8), "{}") for i in range(3)]
+    recipe = VAERecipe(run_dir="unused", dataset="unused", stages=[VAEStage(steps=1, frames=17, height=16, width=16, batch_size=1)])
+    video = held_out_video(recipe, clips)  # 9 frames: the most the shortest clip (11) allows as 4k+1
+    assert video.shape == (3, 3, 9, 16, 16)
+    for clip, window in zip(clips, video):
+        torch.testing.assert_close(window, to_model_range(clip.video[:9, 2:18, 4:20])[0], rtol=0, atol=0)

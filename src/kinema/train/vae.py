@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -122,12 +123,23 @@ def measure_scaling_factor(vae: CausalVAE, videos: Tensor) -> float:
 
 
 def held_out_video(recipe: VAERecipe, clips: list[Clip]) -> Tensor:
-    """Fixed evaluation windows: the last stage's size, as many frames as the clips allow (4k+1)."""
+    """The evaluation windows: every held-out clip once, its first frames (the last stage's count, or as
+    many as the shortest clip allows, 4k+1), centre-cropped to the last stage's size.
+
+    Returns:
+        (N, 3, T, H, W) in [−1, 1].
+    """
     stage = recipe.stages[-1]
     frames = min(stage.frames, min(c.video.shape[0] for c in clips))
     frames = (frames - 1) // 4 * 4 + 1
-    windows = sample_windows(clips, len(clips), frames, stage.height, stage.width, 1, torch.Generator().manual_seed(recipe.seed))
-    return to_model_range(windows)
+    windows = []
+    for clip in clips:
+        h, w = clip.video.shape[1:3]
+        if h < stage.height or w < stage.width:
+            raise ValueError(f"held-out clip {clip.id} ({h}×{w}) is smaller than the last stage's {stage.height}×{stage.width}")
+        y0, x0 = (h - stage.height) // 2, (w - stage.width) // 2
+        windows.append(clip.video[:frames, y0 : y0 + stage.height, x0 : x0 + stage.width])
+    return to_model_range(np.stack(windows))
 
 
 @torch.no_grad()
