@@ -20,6 +20,7 @@ import pytest
 from kinema.cli import main
 from kinema.data import io as data_io
 from kinema.data.analyze import process_video
+from kinema.data.cli import failure_lines
 from kinema.data.config import load_config
 from kinema.data.manifest import COLUMNS, media_path, read_manifest
 from kinema.data.pipeline import PARTS_DIR, collect_inputs, curate
@@ -253,3 +254,33 @@ def test_ray_run_equals_local_run(videos, dataset, tmp_path, monkeypatch):
     finally:
         ray.shutdown()
     pd.testing.assert_frame_equal(_sorted(read_manifest(out)), _sorted(read_manifest(dataset)))
+
+
+def test_curate_says_why_each_failed_video_failed_and_caps_the_list(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.mp4").write_bytes(b"")
+    (bad / "notes.mp4").write_text("this is not a video\n" * 50)
+    assert main(["curate", str(bad), "--out", str(tmp_path / "o"), "--workers", "1", "--no-progress"]) == 1
+    errors = dict(zip(*read_manifest(tmp_path / "o")[["source", "error"]].to_numpy().T, strict=True))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "videos: 2 (2 unreadable, 0 done by an earlier run)"
+    # One line per failed file: the manifest's error column, which names the file.
+    assert sorted(lines[1:3]) == sorted(f"  {error}" for error in errors.values())
+    assert errors[str(bad / "empty.mp4")] == f"{bad / 'empty.mp4'} is an empty file (0 bytes)"
+    assert errors[str(bad / "notes.mp4")].startswith(f"{bad / 'notes.mp4'} is not a readable video")
+
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(23):
+        (many / f"{i:02d}.mp4").write_bytes(b"")
+    assert main(["curate", str(many), "--out", str(tmp_path / "m"), "--workers", "1", "--no-progress"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len([line for line in lines if line.endswith("is an empty file (0 bytes)")]) == 20
+    assert "  ... and 3 more; see the manifest's error column" in lines
+
+
+def test_a_failure_whose_error_does_not_name_the_file_gets_its_name_in_front():
+    assert failure_lines((("a.mp4", "a.mp4 is an empty file (0 bytes)"), ("b.mp4", "processing failed"))) == [
+        "  a.mp4 is an empty file (0 bytes)", "  b.mp4: processing failed"]
+    assert failure_lines((("a.mp4", "x"),) * 3, limit=1) == ["  a.mp4: x", "  ... and 2 more; see the manifest's error column"]

@@ -6,6 +6,18 @@ import argparse
 
 from kinema.errors import UsageError
 
+# `kinema curate` names each failed file and its error up to this many; the manifest holds them all.
+MAX_FAILURE_LINES = 20
+
+
+def failure_lines(failures: tuple[tuple[str, str], ...], limit: int = MAX_FAILURE_LINES) -> list[str]:
+    """One line per failed input file, its manifest error (which names the file; "SOURCE: " is put in front
+    when it does not), the first `limit` of them, then how many more."""
+    lines = [f"  {error}" if source in error else f"  {source}: {error}" for source, error in failures[:limit]]
+    if len(failures) > limit:
+        lines.append(f"  ... and {len(failures) - limit} more; see the manifest's error column")
+    return lines
+
 
 def _curate(args: argparse.Namespace) -> int:
     from kinema.data.config import load_config
@@ -17,6 +29,8 @@ def _curate(args: argparse.Namespace) -> int:
     summary = curate(args.inputs, args.out, config, workers=args.workers, ray_address=args.ray,
                      write_images=not args.no_images, progress=False if args.no_progress else None)
     print(f"videos: {summary.videos} ({summary.failed} unreadable, {summary.skipped} done by an earlier run)")
+    for line in failure_lines(summary.failures):
+        print(line)
     print(f"video clips: {summary.clips} (kept {summary.kept}, rejected {summary.clips - summary.kept}), "
           f"images: {summary.images}")
     print(f"manifest: {summary.manifest}")

@@ -50,6 +50,7 @@ class CurateSummary:
     kept: int  # of those clips, the ones in at least stage 0
     images: int  # image rows taken from the kept clips
     manifest: Path
+    failures: tuple[tuple[str, str], ...] = ()  # (source, error) of each unreadable input file, in manifest order
 
 
 def collect_inputs(inputs: Iterable[str | os.PathLike]) -> list[str]:
@@ -346,12 +347,14 @@ def curate(
     df = build_manifest(sources, out, config, write_images)
     path = write_manifest(out, df)
     videos = df[df["kind"] == "video"]
+    errors = videos[videos["error"] != ""].drop_duplicates("source")  # one row per failed file
     return CurateSummary(
         videos=len(sources),
         skipped=len(sources) - len(todo),
-        failed=int(videos.loc[videos["error"] != "", "source"].nunique()),
+        failed=len(errors),
         clips=int(((videos["error"] == "")).sum()),
         kept=int(((videos["stage"] >= 0) & (videos["error"] == "")).sum()),
         images=int((df["kind"] == "image").sum()),
         manifest=path,
+        failures=tuple(zip(errors["source"], errors["error"], strict=True)),
     )
