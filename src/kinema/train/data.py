@@ -67,8 +67,17 @@ def load_clips(
 def load_captions(
     dataset: str | os.PathLike, limit: int | None = None, min_stage: int = 0, kinds: Kinds = VIDEOS
 ) -> list[str]:
-    """The caption JSON of the rows `load_clips` decodes, in the same order, without decoding video."""
-    return list(_usable_rows(dataset, limit, min_stage, kinds)["caption"])
+    """The caption JSON of the rows `load_clips` decodes, in the same order, without decoding video.
+
+    Raises:
+        ValueError: naming the data set and how many of those rows have no caption yet.
+    """
+    captions = _usable_rows(dataset, limit, min_stage, kinds)["caption"].fillna("")
+    missing = int((captions.str.strip() == "").sum())
+    if missing:
+        raise ValueError(f"dataset {dataset} has {missing} rows without a caption (of {len(captions)}): "
+                         f"run `kinema caption {dataset}` first")
+    return list(captions)
 
 
 def sample_windows(

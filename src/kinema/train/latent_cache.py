@@ -265,7 +265,12 @@ def build_prompt_cache(recipe: DiTRecipe, captions: list[str]) -> PromptCache:
 
 
 def load_rows(recipe: DiTRecipe) -> list[Clip]:
-    """The rows the DiT trains on: video and image rows of each data set (at most `max_clips` each), in order."""
+    """The rows the DiT trains on: video and image rows of each data set (at most `max_clips` each), in order.
+
+    Raises:
+        ValueError: a data set with uncaptioned rows (checked before any media is decoded).
+    """
+    load_row_captions(recipe)
     return [c for d in recipe.data for c in load_clips(d, limit=recipe.max_clips, kinds=VIDEOS_AND_IMAGES)]
 
 
