@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,8 @@ class VAERecipe(RunRecipe):
         if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
             choices = sorted(RECONSTRUCTION_LOSSES)
             raise ValueError(f"reconstruction_loss must be one of {choices}, got {self.reconstruction_loss!r}")
+        if self.eval_clips < 0:
+            raise ValueError(f"eval_clips must be 0 or more, got {self.eval_clips}")
         if self.freeze_encoder and not self.init:
             raise ValueError("freeze_encoder needs init: the exported VAE whose encoder to keep")
 
@@ -142,6 +145,26 @@ def held_out_video(recipe: VAERecipe, clips: list[Clip]) -> Tensor:
     return to_model_range(np.stack(windows))
 
 
+def held_out_count(recipe: VAERecipe, clips: int) -> int:
+    """How many of the data set's `clips` to hold out: `eval_clips`, or on a smaller set all but one (said
+    in one line on stderr), so a small curated set still trains and is still measured.
+
+    Raises:
+        ValueError: a set of fewer than 2 clips when `eval_clips` asks for any.
+    """
+    wanted = recipe.eval_clips
+    if wanted == 0:
+        return 0
+    if clips < 2:
+        raise ValueError(f"dataset {recipe.dataset} has {clips} usable video clip: the VAE trainer needs at least 2 "
+                         f"(one to evaluate on, one to train on), or eval_clips: 0")
+    if wanted < clips:
+        return wanted
+    print(f"evaluating on {clips - 1} of the {clips} clips of {recipe.dataset}; eval_clips is {wanted}",
+          file=sys.stderr)
+    return clips - 1
+
+
 @torch.no_grad()
 def reconstruction_psnr(vae: CausalVAE, video: Tensor) -> float:
     return psnr(vae.decode(vae.encode(video).mode()), video)
@@ -155,10 +178,8 @@ class VAETrainer:
     def __init__(self, recipe: VAERecipe) -> None:
         self.recipe = recipe
         clips = load_clips(recipe.dataset, limit=recipe.max_clips)
-        eval_clips, self.clips = clips[: recipe.eval_clips], clips[recipe.eval_clips :]
-        if not self.clips:
-            raise ValueError(f"dataset {recipe.dataset} has no clips left for training after "
-                             f"{recipe.eval_clips} for evaluation")
+        n_eval = held_out_count(recipe, len(clips))
+        eval_clips, self.clips = clips[:n_eval], clips[n_eval:]
         torch.manual_seed(recipe.seed)
         self.model = (load_vae(recipe.init) if recipe.init else build_vae(recipe.model)).train()
         if recipe.freeze_encoder:
