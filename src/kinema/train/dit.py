@@ -39,7 +39,7 @@ from kinema.pipeline_folder import PipelineSpec, save_pipeline
 from kinema.train.checkpoint import EMA, ExtraState, latest_checkpoint, step_generator
 from kinema.train.distributed import Parallel, init_parallel
 from kinema.train.dit_recipe import Bucket, DiTRecipe
-from kinema.train.latent_cache import LatentCache, ensure_latent_cache
+from kinema.train.latent_cache import LatentCache, ensure_latent_cache, latent_scale_warning
 from kinema.train.loop import begin_step, optimizer_step, run, start_run
 
 
@@ -247,6 +247,9 @@ def train_dit(
             print(warning, file=sys.stderr)
     # The frozen VAE encodes every row into every bucket it fits once (latent caching, on rank 0).
     cache = ensure_latent_cache(recipe, run_dir / "latents.safetensors", vae, parallel)
+    warning = latent_scale_warning(cache, vae.cfg.scaling_factor, recipe.vae)
+    if warning and parallel.is_main:
+        print(warning, file=sys.stderr)
     trainer = DiTTrainer(recipe, cache, vae, parallel, start)
     return run(trainer, recipe, run_dir, resume=resume, max_steps=max_steps, parallel=parallel)
 

@@ -147,6 +147,27 @@ class LatentCache:
         return cls(buckets, prompts, keys.get("prompt_key", ""), keys.get("data_key", ""))
 
 
+def latent_std(cache: LatentCache, scale: float) -> float:
+    """The std of the cached posterior means of every bucket, times the VAE's scaling factor."""
+    means = torch.cat([b.mean.flatten() for b in cache.buckets.values()])
+    return means.float().std().item() * scale
+
+
+# The range of scaled latent std a DiT trains well on: a trained VAE's factor gives about 1 (it is measured
+# as 1 / std), while an untrained VAE's latents can be far off and give DiT losses of 1e5.
+LATENT_STD_RANGE = (0.5, 2.0)
+
+
+def latent_scale_warning(cache: LatentCache, scale: float, vae: str) -> str | None:
+    """One line when the scaled latents' std is outside `LATENT_STD_RANGE`; None when it is inside."""
+    std = latent_std(cache, scale)
+    low, high = LATENT_STD_RANGE
+    if low <= std <= high:
+        return None
+    return (f"warning: latents have std {std:.3g} after the VAE's scaling factor {scale:.4g} ({vae}): "
+            f"was the VAE trained? (a DiT expects about 1)")
+
+
 # ------------------------------------------------------------------------------------------- building
 
 
